@@ -1,0 +1,211 @@
+// rnncore._core: the only file that includes pybind11. It checks the array contract
+// (dtype, C-contiguity, exact shapes; user-facing messages come from rnncore/ops.py),
+// allocates NumPy outputs and calls the kernels with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "rnncore/layer.h"
+
+namespace py = pybind11;
+using rnncore::Cell;
+using rnncore::Dims;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+// Data pointer of `obj` after checking it is a C-contiguous T array of exactly `shape`;
+// nullptr for None when `optional`.
+template <typename T>
+T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& shape,
+           bool optional = true) {
+  if (obj.is_none()) {
+    if (optional) return nullptr;
+    throw py::type_error(std::string(name) + ": expected an array, got None");
+  }
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(arr.dtype())));
+  if (!(arr.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  std::vector<int64_t> got(arr.shape(), arr.shape() + arr.ndim());
+  if (got != shape)
+    throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
+                          shape_str(got));
+  return static_cast<T*>(const_cast<void*>(arr.data()));
+}
+
+Cell to_cell(int code) {
+  if (code < 0 || code > 4) throw py::value_error("cell: expected a code in 0..4, got " + std::to_string(code));
+  return static_cast<Cell>(code);
+}
+
+// Reads T, B, I from x and H from w_hh; the other arrays are then checked against them.
+template <typename T>
+Dims dims_of(Cell cell, const py::array& x, const py::array& w_hh, bool reverse, bool batch_first) {
+  if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions, got " + std::to_string(x.ndim()));
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2 dimensions, got " + std::to_string(w_hh.ndim()));
+  Dims d;
+  d.T = batch_first ? x.shape(1) : x.shape(0);
+  d.B = batch_first ? x.shape(0) : x.shape(1);
+  d.I = x.shape(2);
+  d.H = w_hh.shape(1);
+  d.reverse = reverse;
+  d.batch_first = batch_first;
+  (void)cell;
+  return d;
+}
+
+const int64_t* checked_lengths(const py::object& obj, const Dims& d) {
+  const int64_t* lengths = checked<int64_t>(obj, "lengths", {d.B});
+  for (int64_t b = 0; lengths && b < d.B; ++b)
+    if (lengths[b] < 0 || lengths[b] > d.T)
+      throw py::value_error("lengths: expected values in [0, " + std::to_string(d.T) + "], got " +
+                            std::to_string(lengths[b]) + " at index " + std::to_string(b));
+  return lengths;
+}
+
+std::vector<int64_t> seq_shape(const Dims& d, int64_t width) {
+  return d.batch_first ? std::vector<int64_t>{d.B, d.T, width} : std::vector<int64_t>{d.T, d.B, width};
+}
+
+template <typename T>
+py::object maybe_array(bool present, std::vector<int64_t> shape) {
+  if (!present) return py::none();
+  return py::array_t<T>(shape);
+}
+
+template <typename T>
+py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                        const py::object& b_ih, const py::object& b_hh, const py::object& h0,
+                        const py::object& c0, const py::object& lengths, bool reverse,
+                        bool batch_first, bool training) {
+  const Dims d = dims_of<T>(cell, x, w_hh, reverse, batch_first);
+  const int64_t GH = rnncore::gate_count(cell) * d.H;
+  const bool lstm = cell == Cell::Lstm;
+  rnncore::ForwardArgs<T> a;
+  a.x = checked<T>(x, "x", seq_shape(d, d.I), false);
+  a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.I}, false);
+  a.w_hh = checked<T>(w_hh, "w_hh", {GH, d.H}, false);
+  a.b_ih = checked<T>(b_ih, "b_ih", {GH});
+  a.b_hh = checked<T>(b_hh, "b_hh", {GH});
+  a.h0 = checked<T>(h0, "h0", {d.B, d.H});
+  a.c0 = lstm ? checked<T>(c0, "c0", {d.B, d.H}) : nullptr;
+  a.lengths = checked_lengths(lengths, d);
+  py::array_t<T> y(seq_shape(d, d.H)), h_n(std::vector<int64_t>{d.B, d.H});
+  py::object c_n = maybe_array<T>(lstm, {d.B, d.H});
+  py::object ws = maybe_array<T>(training, {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))});
+  a.y = y.mutable_data();
+  a.h_n = h_n.mutable_data();
+  a.c_n = lstm ? py::cast<py::array_t<T>>(c_n).mutable_data() : nullptr;
+  a.workspace = training ? py::cast<py::array_t<T>>(ws).mutable_data() : nullptr;
+  {
+    py::gil_scoped_release nogil;
+    rnncore::layer_forward<T>(cell, d, a);
+  }
+  return py::make_tuple(y, h_n, c_n, ws);
+}
+
+template <typename T>
+py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                         bool has_b_ih, bool has_b_hh, const py::object& lengths, bool reverse,
+                         bool batch_first, const py::object& workspace, const py::object& dy,
+                         const py::object& dh_n, const py::object& dc_n) {
+  const Dims d = dims_of<T>(cell, x, w_hh, reverse, batch_first);
+  const int64_t GH = rnncore::gate_count(cell) * d.H;
+  const bool lstm = cell == Cell::Lstm;
+  rnncore::BackwardArgs<T> a;
+  a.x = checked<T>(x, "x", seq_shape(d, d.I), false);
+  a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.I}, false);
+  a.w_hh = checked<T>(w_hh, "w_hh", {GH, d.H}, false);
+  a.lengths = checked_lengths(lengths, d);
+  a.workspace = checked<T>(workspace, "workspace",
+                           {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))}, false);
+  a.dy = checked<T>(dy, "dy", seq_shape(d, d.H));
+  a.dh_n = checked<T>(dh_n, "dh_n", {d.B, d.H});
+  a.dc_n = lstm ? checked<T>(dc_n, "dc_n", {d.B, d.H}) : nullptr;
+  py::array_t<T> dx(seq_shape(d, d.I)), dw_ih(std::vector<int64_t>{GH, d.I}),
+      dw_hh(std::vector<int64_t>{GH, d.H}), dh0(std::vector<int64_t>{d.B, d.H});
+  py::object db_ih = maybe_array<T>(has_b_ih, {GH}), db_hh = maybe_array<T>(has_b_hh, {GH});
+  py::object dc0 = maybe_array<T>(lstm, {d.B, d.H});
+  a.dx = dx.mutable_data();
+  a.dw_ih = dw_ih.mutable_data();
+  a.dw_hh = dw_hh.mutable_data();
+  a.db_ih = has_b_ih ? py::cast<py::array_t<T>>(db_ih).mutable_data() : nullptr;
+  a.db_hh = has_b_hh ? py::cast<py::array_t<T>>(db_hh).mutable_data() : nullptr;
+  a.dh0 = dh0.mutable_data();
+  a.dc0 = lstm ? py::cast<py::array_t<T>>(dc0).mutable_data() : nullptr;
+  {
+    py::gil_scoped_release nogil;
+    rnncore::layer_backward<T>(cell, d, a);
+  }
+  return py::make_tuple(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0);
+}
+
+bool is_float64(const py::array& x) {
+  if (x.dtype().is(py::dtype::of<double>())) return true;
+  if (x.dtype().is(py::dtype::of<float>())) return false;
+  throw py::type_error("x: expected dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+}
+
+py::tuple forward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                  const py::object& b_ih, const py::object& b_hh, const py::object& h0,
+                  const py::object& c0, const py::object& lengths, bool reverse, bool batch_first,
+                  bool training) {
+  auto run = is_float64(x) ? forward_typed<double> : forward_typed<float>;
+  return run(to_cell(cell), x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, training);
+}
+
+py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                   bool has_b_ih, bool has_b_hh, const py::object& lengths, bool reverse,
+                   bool batch_first, const py::object& workspace, const py::object& dy,
+                   const py::object& dh_n, const py::object& dc_n) {
+  auto run = is_float64(x) ? backward_typed<double> : backward_typed<float>;
+  return run(to_cell(cell), x, w_ih, w_hh, has_b_ih, has_b_hh, lengths, reverse, batch_first,
+             workspace, dy, dh_n, dc_n);
+}
+
+py::dict build_info() {
+  py::dict info;
+#if defined(__clang__)
+  info["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  info["compiler"] = std::string("gcc ") + __VERSION__;
+#else
+  info["compiler"] = "unknown";
+#endif
+  info["openmp"] = rnncore::openmp_enabled();
+  info["isa"] = "generic (portable C++, compiler-vectorised for the baseline target)";
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "rnncore's private compiled kernels; use the functions in the rnncore package.";
+  m.def("forward", &forward, "One recurrent layer forward; returns (y, h_n, c_n, workspace).",
+        py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+        py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("reverse"),
+        py::arg("batch_first"), py::arg("training"));
+  m.def("backward", &backward,
+        "One recurrent layer backward; returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0).",
+        py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("has_b_ih"),
+        py::arg("has_b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("batch_first"),
+        py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("n: expected a positive thread count, got " + std::to_string(n));
+    rnncore::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &rnncore::get_num_threads);
+  m.def("build_info", &build_info);
+}

@@ -1,0 +1,86 @@
+// rnncore public C++ API: one recurrent layer (one direction), forward and backward.
+//
+// Conventions (see DESIGN.md): T steps, B batch rows, I input features, H hidden units,
+// G gates (RNN 1, GRU 3, LSTM 4). Weights use PyTorch's layout and gate order
+// (LSTM i,f,g,o; GRU r,z,n). Sequences are right-padded: row b has lengths[b] real steps,
+// padded steps do no work and output zeros. All pointers are dense, row-major arrays.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rnncore {
+
+enum class Cell : int {
+  RnnTanh = 0,
+  RnnRelu = 1,
+  Lstm = 2,
+  Gru = 3,             // reset_after=True (PyTorch / cuDNN / Keras default)
+  GruResetBefore = 4,  // reset_after=False (Keras option, ONNX default)
+};
+
+inline int64_t gate_count(Cell cell) {
+  switch (cell) {
+    case Cell::Lstm: return 4;
+    case Cell::Gru:
+    case Cell::GruResetBefore: return 3;
+    default: return 1;
+  }
+}
+
+struct Dims {
+  int64_t T = 0, B = 0, I = 0, H = 0;
+  bool batch_first = false;  // x, y, dy, dx are [B, T, ·] instead of [T, B, ·]
+  bool reverse = false;      // row b runs t = lengths[b]-1 ... 0
+};
+
+template <typename T>
+struct ForwardArgs {
+  const T* x = nullptr;              // [T, B, I] or [B, T, I]
+  const T* w_ih = nullptr;           // [G*H, I]
+  const T* w_hh = nullptr;           // [G*H, H]
+  const T* b_ih = nullptr;           // [G*H] or nullptr (no bias)
+  const T* b_hh = nullptr;           // [G*H] or nullptr (no bias)
+  const T* h0 = nullptr;             // [B, H] or nullptr (zeros)
+  const T* c0 = nullptr;             // [B, H] or nullptr (zeros); LSTM only
+  const int64_t* lengths = nullptr;  // [B] in [0, T], or nullptr (all T)
+  T* y = nullptr;                    // [T, B, H] or [B, T, H]
+  T* h_n = nullptr;                  // [B, H]
+  T* c_n = nullptr;                  // [B, H]; LSTM only
+  T* workspace = nullptr;  // training_workspace_size() elements kept for backward, or nullptr
+};
+
+template <typename T>
+struct BackwardArgs {
+  const T* x = nullptr;              // as in forward
+  const T* w_ih = nullptr;           // as in forward
+  const T* w_hh = nullptr;           // as in forward
+  const int64_t* lengths = nullptr;  // as in forward
+  T* workspace = nullptr;            // filled by the training forward; consumed here
+  const T* dy = nullptr;             // like y, or nullptr (zeros)
+  const T* dh_n = nullptr;           // [B, H] or nullptr (zeros)
+  const T* dc_n = nullptr;           // [B, H] or nullptr (zeros); LSTM only
+  T* dx = nullptr;                   // like x
+  T* dw_ih = nullptr;                // [G*H, I]
+  T* dw_hh = nullptr;                // [G*H, H]
+  T* db_ih = nullptr;                // [G*H] or nullptr when the layer has no b_ih
+  T* db_hh = nullptr;                // [G*H] or nullptr when the layer has no b_hh
+  T* dh0 = nullptr;                  // [B, H]
+  T* dc0 = nullptr;                  // [B, H]; LSTM only
+};
+
+// Number of elements of T the training forward keeps for backward.
+size_t training_workspace_size(Cell cell, const Dims& d);
+
+template <typename T>
+void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);
+
+template <typename T>
+void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);
+
+// Threads used by the kernels (default: the machine's cores). Results do not depend on it.
+void set_num_threads(int n);
+int get_num_threads();
+bool openmp_enabled();
+
+}  // namespace rnncore

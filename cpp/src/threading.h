@@ -1,0 +1,54 @@
+// Thread team helpers. Work is split over output elements (hidden units, rows, tiles),
+// never over a reduction, so results are bitwise identical for any thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "rnncore/layer.h"
+
+namespace rnncore {
+
+// Threads worth using for `flops` of work: small problems stay on one thread,
+// where a fork and a barrier per step would cost more than they save.
+inline int threads_for(double flops) {
+  constexpr double kFlopsPerThread = 64.0 * 1024.0;
+  const int by_work = static_cast<int>(std::max(1.0, flops / kFlopsPerThread));
+  return std::max(1, std::min(get_num_threads(), by_work));
+}
+
+// Runs body(tid, nth) on a team of up to `nth` threads (one persistent region).
+template <typename Body>
+void run_team(int nth, Body&& body) {
+#ifdef _OPENMP
+  if (nth > 1) {
+#pragma omp parallel num_threads(nth)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  (void)nth;
+  body(0, 1);
+}
+
+// Barrier of the team run_team started (orphaned directive); a no-op for one thread.
+inline void team_barrier(int nth) {
+#ifdef _OPENMP
+  if (nth > 1) {
+#pragma omp barrier
+  }
+#endif
+  (void)nth;
+}
+
+// Contiguous share [begin, end) of n items for thread tid of nth.
+inline std::pair<int64_t, int64_t> share(int64_t n, int tid, int nth) {
+  return {n * tid / nth, n * (tid + 1) / nth};
+}
+
+}  // namespace rnncore

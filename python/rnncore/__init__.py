@@ -1,0 +1,42 @@
+"""rnncore: fused C++/OpenMP SimpleRNN, LSTM and GRU kernels, forward and backward, for NumPy."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import reference
+from ._core import get_num_threads, set_num_threads
+from .ops import (
+    Cache,
+    gru,
+    gru_backward,
+    gru_forward,
+    lstm,
+    lstm_backward,
+    lstm_forward,
+    rnn,
+    rnn_backward,
+    rnn_forward,
+)
+
+try:
+    __version__ = version("rnncore")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Cache",
+    "__version__",
+    "get_num_threads",
+    "gru",
+    "gru_backward",
+    "gru_forward",
+    "lstm",
+    "lstm_backward",
+    "lstm_forward",
+    "reference",
+    "rnn",
+    "rnn_backward",
+    "rnn_forward",
+    "set_num_threads",
+]

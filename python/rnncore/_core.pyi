@@ -1,0 +1,44 @@
+"""Type stubs for rnncore's private compiled module."""
+
+import numpy as np
+
+def forward(
+    cell: int,
+    x: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    h0: np.ndarray | None,
+    c0: np.ndarray | None,
+    lengths: np.ndarray | None,
+    reverse: bool,
+    batch_first: bool,
+    training: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]: ...
+def backward(
+    cell: int,
+    x: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    has_b_ih: bool,
+    has_b_hh: bool,
+    lengths: np.ndarray | None,
+    reverse: bool,
+    batch_first: bool,
+    workspace: np.ndarray,
+    dy: np.ndarray | None,
+    dh_n: np.ndarray | None,
+    dc_n: np.ndarray | None,
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray | None,
+    np.ndarray | None,
+    np.ndarray,
+    np.ndarray | None,
+]: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def build_info() -> dict[str, object]: ...

@@ -1,0 +1,182 @@
+"""Argument checking shared by the kernels (ops.py) and the NumPy reference.
+
+Every public function funnels its arguments through `prepare` before any memory is touched:
+errors name the argument and state the expected and received shape or dtype.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Cell kinds and their gate counts; the integer is the code the compiled module expects.
+CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "gru_reset_before": 4}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
+
+
+def rnn_kind(nonlinearity) -> str:
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return "rnn_" + nonlinearity
+
+
+def gru_kind(reset_after) -> str:
+    return "gru" if flag("reset_after", reset_after) else "gru_reset_before"
+
+
+def flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def _shape(shape) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def as_float_array(name: str, value, dtype=None) -> np.ndarray:
+    """`value` as a C-contiguous float array; `dtype` (when given) must match exactly."""
+    if value is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(
+            f"{name}: dtype {arr.dtype} does not match x's dtype {dtype}; "
+            "all arrays of one call must share a dtype"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def check_shape(name: str, arr: np.ndarray, expected: tuple, meaning: str) -> None:
+    if arr.shape != expected:
+        raise ValueError(
+            f"{name}: expected shape {meaning} = {_shape(expected)}, got {_shape(arr.shape)}"
+        )
+
+
+def optional_array(name, value, dtype, expected, meaning):
+    if value is None:
+        return None
+    arr = as_float_array(name, value, dtype)
+    check_shape(name, arr, expected, meaning)
+    return arr
+
+
+def as_lengths(value, B: int, T: int):
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected an integer array, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths: expected shape (B,) = ({B},), got {_shape(arr.shape)}")
+    if B and (arr.min() < 0 or arr.max() > T):
+        bad = int(arr[(arr < 0) | (arr > T)][0])
+        raise ValueError(f"lengths: expected values in [0, T] = [0, {T}], got {bad}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+@dataclass
+class Call:
+    """Validated, C-contiguous arguments of one layer call."""
+
+    kind: str
+    x: np.ndarray  # [T, B, I] or [B, T, I]
+    w_ih: np.ndarray  # [G*H, I]
+    w_hh: np.ndarray  # [G*H, H]
+    b_ih: np.ndarray | None  # [G*H]
+    b_hh: np.ndarray | None  # [G*H]
+    h0: np.ndarray | None  # [B, H]
+    c0: np.ndarray | None  # [B, H], LSTM only
+    lengths: np.ndarray | None  # [B] int64
+    reverse: bool
+    batch_first: bool
+    T: int
+    B: int
+    I: int  # noqa: E741 - the design's name for input features
+    H: int
+
+    @property
+    def seq_shape_h(self) -> tuple:
+        return (self.B, self.T, self.H) if self.batch_first else (self.T, self.B, self.H)
+
+
+def prepare(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first) -> Call:
+    reverse = flag("reverse", reverse)
+    batch_first = flag("batch_first", batch_first)
+    x = as_float_array("x", x)
+    layout = "(B, T, I)" if batch_first else "(T, B, I)"
+    if x.ndim != 3:
+        raise ValueError(f"x: expected 3 dimensions {layout}, got shape {_shape(x.shape)}")
+    B, T, I = x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])  # noqa: E741
+    w_hh = as_float_array("w_hh", w_hh, x.dtype)
+    G = GATES[kind]
+    if w_hh.ndim != 2 or w_hh.shape[0] != G * w_hh.shape[1]:
+        raise ValueError(
+            f"w_hh: expected shape (G*H, H) with G={G} gates for {kind}, got {_shape(w_hh.shape)}"
+        )
+    H = w_hh.shape[1]
+    w_ih = as_float_array("w_ih", w_ih, x.dtype)
+    check_shape("w_ih", w_ih, (G * H, I), "(G*H, I)")
+    b_ih = optional_array("b_ih", b_ih, x.dtype, (G * H,), "(G*H,)")
+    b_hh = optional_array("b_hh", b_hh, x.dtype, (G * H,), "(G*H,)")
+    h0 = optional_array("h0", h0, x.dtype, (B, H), "(B, H)")
+    c0 = optional_array("c0", c0, x.dtype, (B, H), "(B, H)")
+    lengths = as_lengths(lengths, B, T)
+    return Call(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, T, B, I, H)
+
+
+def prepare_grads(call: Call, dy, dh_n, dc_n):
+    """Incoming gradients for backward, checked against the forward call."""
+    dtype = call.x.dtype
+    dy = optional_array("dy", dy, dtype, call.seq_shape_h, "like y")
+    dh_n = optional_array("dh_n", dh_n, dtype, (call.B, call.H), "(B, H)")
+    dc_n = optional_array("dc_n", dc_n, dtype, (call.B, call.H), "(B, H)")
+    return dy, dh_n, dc_n
+
+
+class CacheBase:
+    """What a training forward keeps for its one backward."""
+
+    producer = "forward"
+
+    def __init__(self, call: Call):
+        self.call = call
+        self.used = False
+        self._lock = threading.Lock()
+
+    def claim(self, kind_family: str) -> Call:
+        """Marks the cache consumed; refuses a wrong cell or a second use."""
+        family = _family(self.call.kind)
+        if family != kind_family:
+            raise ValueError(
+                f"cache: expected a cache from {kind_family}_forward, "
+                f"got one from {family}_forward"
+            )
+        with self._lock:
+            if self.used:
+                raise ValueError(
+                    "cache: already consumed by an earlier backward; run forward again "
+                    "for another backward"
+                )
+            self.used = True
+        return self.call
+
+
+def _family(kind: str) -> str:
+    return kind.split("_")[0]
+
+
+def check_cache(cache, cls, family: str) -> None:
+    if cache is None:
+        raise ValueError(f"cache: got None; call {family}_forward(..., training=True) first")
+    if not isinstance(cache, cls):
+        raise TypeError(
+            f"cache: expected the cache returned by {family}_forward, got {type(cache).__name__}"
+        )

@@ -1,0 +1,240 @@
+"""NumPy reference implementation of the functional API: the oracle for every kernel test.
+
+Written for clarity, not speed: a Python loop over time steps, the whole batch at once,
+with each row's own time index (right-padded lengths, optional reverse direction). Same
+signatures and return values as rnncore.lstm / gru / rnn and their _forward / _backward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import (
+    CacheBase,
+    Call,
+    check_cache,
+    flag,
+    gru_kind,
+    prepare,
+    prepare_grads,
+    rnn_kind,
+)
+
+__all__ = [
+    "gru",
+    "gru_backward",
+    "gru_forward",
+    "lstm",
+    "lstm_backward",
+    "lstm_forward",
+    "rnn",
+    "rnn_backward",
+    "rnn_forward",
+]
+
+
+def sigmoid(v):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-v))
+
+
+class Cache(CacheBase):
+    """Per-step values of a reference training forward."""
+
+    def __init__(self, call: Call, steps: list):
+        super().__init__(call)
+        self.steps = steps
+
+
+def _bias(b, n, dtype):
+    return np.zeros(n, dtype) if b is None else b
+
+
+def _cell_forward(call: Call, x, h, c):
+    """One step for the whole batch: returns (h_new, c_new, saved values for backward)."""
+    H, kind = call.H, call.kind
+    xg = x @ call.w_ih.T + _bias(call.b_ih, call.w_ih.shape[0], x.dtype)
+    b_hh = _bias(call.b_hh, call.w_hh.shape[0], x.dtype)
+    if kind == "gru_reset_before":
+        r = sigmoid(xg[:, :H] + h @ call.w_hh[:H].T + b_hh[:H])
+        z = sigmoid(xg[:, H : 2 * H] + h @ call.w_hh[H : 2 * H].T + b_hh[H : 2 * H])
+        rh = r * h
+        n = np.tanh(xg[:, 2 * H :] + rh @ call.w_hh[2 * H :].T + b_hh[2 * H :])
+        return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "rh": rh}
+    hg = h @ call.w_hh.T + b_hh
+    if kind == "rnn_tanh":
+        h_new = np.tanh(xg + hg)
+        return h_new, None, {"h": h_new}
+    if kind == "rnn_relu":
+        h_new = np.maximum(xg + hg, 0)
+        return h_new, None, {"h": h_new}
+    if kind == "lstm":
+        a = xg + hg
+        i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H]), sigmoid(a[:, 3 * H :])
+        g = np.tanh(a[:, 2 * H : 3 * H])
+        c_new = f * c + i * g
+        return o * np.tanh(c_new), c_new, {"i": i, "f": f, "g": g, "o": o, "c": c_new}
+    # gru, reset_after
+    r = sigmoid(xg[:, :H] + hg[:, :H])
+    z = sigmoid(xg[:, H : 2 * H] + hg[:, H : 2 * H])
+    hn = hg[:, 2 * H :]
+    n = np.tanh(xg[:, 2 * H :] + r * hn)
+    return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "hn": hn}
+
+
+def _cell_backward(call: Call, st: dict, dh, dc):
+    """Gradients of one step. Returns (dxg, dW_hh, dbh, dh_prev, dc_prev), where dxg is the
+    gradient of the input projection x·W_ihᵀ + b_ih and dbh the gradient of b_hh."""
+    H, kind, w_hh = call.H, call.kind, call.w_hh
+    h_prev = st["h_prev"]
+    if kind in ("rnn_tanh", "rnn_relu"):
+        h = st["h"]
+        da = dh * (1 - h * h) if kind == "rnn_tanh" else dh * (h > 0)
+        return da, da.T @ h_prev, da.sum(0), da @ w_hh, None
+    if kind == "lstm":
+        i, f, g, o, c = st["i"], st["f"], st["g"], st["o"], st["c"]
+        tc = np.tanh(c)
+        dct = dc + dh * o * (1 - tc * tc)
+        d = np.concatenate(
+            [dct * g * i * (1 - i), dct * st["c_prev"] * f * (1 - f),
+             dct * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1,
+        )  # fmt: skip
+        return d, d.T @ h_prev, d.sum(0), d @ w_hh, dct * f
+    r, z, n = st["r"], st["z"], st["n"]
+    dn = dh * (1 - z) * (1 - n * n)
+    dz = dh * (h_prev - n) * z * (1 - z)
+    if kind == "gru":
+        dr = dn * st["hn"] * r * (1 - r)
+        dxg = np.concatenate([dr, dz, dn], axis=1)
+        dhg = np.concatenate([dr, dz, dn * r], axis=1)
+        return dxg, dhg.T @ h_prev, dhg.sum(0), dh * z + dhg @ w_hh, None
+    # gru_reset_before
+    drh = dn @ w_hh[2 * H :]
+    dr = drh * h_prev * r * (1 - r)
+    drz = np.concatenate([dr, dz], axis=1)
+    dxg = np.concatenate([drz, dn], axis=1)
+    dw_hh = np.concatenate([drz.T @ h_prev, dn.T @ st["rh"]], axis=0)
+    return dxg, dw_hh, dxg.sum(0), dh * z + drh * r + drz @ w_hh[: 2 * H], None
+
+
+def _time_major(a, batch_first):
+    return a.transpose(1, 0, 2) if batch_first else a
+
+
+def _forward(call: Call, training):
+    training = flag("training", training)
+    T, B, H, dtype = call.T, call.B, call.H, call.x.dtype
+    xs = _time_major(call.x, call.batch_first)  # [T, B, I]
+    lengths = np.full(B, T, np.int64) if call.lengths is None else call.lengths
+    rows = np.arange(B)
+    h = np.zeros((B, H), dtype) if call.h0 is None else call.h0.copy()
+    c = np.zeros((B, H), dtype) if call.c0 is None else call.c0.copy()
+    y = np.zeros((T, B, H), dtype)
+    steps = []
+    for s in range(int(lengths.max()) if B else 0):
+        valid = s < lengths  # [B] rows with a real step s
+        t = np.clip(lengths - 1 - s if call.reverse else np.full(B, s), 0, max(T - 1, 0))
+        x = np.where(valid[:, None], xs[t, rows], 0)  # [B, I]
+        h_new, c_new, saved = _cell_forward(call, x, h, c)
+        steps.append({"t": t, "valid": valid, "x": x, "h_prev": h, "c_prev": c, **saved})
+        y[t[valid], rows[valid]] = h_new[valid]
+        h = np.where(valid[:, None], h_new, h)
+        if c_new is not None:
+            c = np.where(valid[:, None], c_new, c)
+    c_n = c if call.kind == "lstm" else None
+    cache = Cache(call, steps) if training else None
+    return _time_major(y, call.batch_first).copy(), h, c_n, cache
+
+
+def _backward(cache, family, dy, dh_n, dc_n) -> dict:
+    check_cache(cache, Cache, family)
+    dy, dh_n, dc_n = prepare_grads(cache.call, dy, dh_n, dc_n)
+    call = cache.claim(family)
+    B, H, dtype = call.B, call.H, call.x.dtype
+    dys = None if dy is None else _time_major(dy, call.batch_first)
+    dx = np.zeros((call.T, B, call.I), dtype)
+    g = {
+        "dw_ih": np.zeros_like(call.w_ih),
+        "dw_hh": np.zeros_like(call.w_hh),
+        "db_ih": np.zeros(call.w_ih.shape[0], dtype),
+        "db_hh": np.zeros(call.w_hh.shape[0], dtype),
+    }
+    dh_carry = np.zeros((B, H), dtype) if dh_n is None else dh_n.copy()
+    dc_carry = np.zeros((B, H), dtype) if dc_n is None else dc_n.copy()
+    rows = np.arange(B)
+    for st in reversed(cache.steps):
+        valid, t = st["valid"], st["t"]
+        m = valid[:, None]
+        dh = dh_carry + (0 if dys is None else np.where(m, dys[t, rows], 0))
+        # Padded rows get zero incoming gradients, hence zero contributions.
+        dxg, dw_hh, dbh, dh_prev, dc_prev = _cell_backward(
+            call, st, np.where(m, dh, 0), np.where(m, dc_carry, 0)
+        )
+        g["dw_ih"] += dxg.T @ st["x"]
+        g["dw_hh"] += dw_hh
+        g["db_ih"] += dxg.sum(0)
+        g["db_hh"] += dbh
+        dx[t[valid], rows[valid]] = (dxg @ call.w_ih)[valid]
+        dh_carry = np.where(m, dh_prev, dh_carry)
+        if dc_prev is not None:
+            dc_carry = np.where(m, dc_prev, dc_carry)
+    grads = {"dx": _time_major(dx, call.batch_first).copy(), **g, "dh0": dh_carry}
+    if call.b_ih is None:
+        grads["db_ih"] = None
+    if call.b_hh is None:
+        grads["db_hh"] = None
+    if family == "lstm":
+        grads["dc0"] = dc_carry
+    return grads
+
+
+def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
+                 reverse=False, batch_first=False, training=True):  # fmt: skip
+    call = prepare("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first)
+    return _forward(call, training)
+
+
+def lstm_backward(cache, dy, dh_n=None, dc_n=None) -> dict:
+    return _backward(cache, "lstm", dy, dh_n, dc_n)
+
+
+def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
+         reverse=False, batch_first=False):  # fmt: skip
+    return lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths=lengths, reverse=reverse,
+                        batch_first=batch_first, training=False)[:3]  # fmt: skip
+
+
+def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True,
+                lengths=None, reverse=False, batch_first=False, training=True):  # fmt: skip
+    call = prepare(gru_kind(reset_after), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths,
+                   reverse, batch_first)  # fmt: skip
+    y, h_n, _, cache = _forward(call, training)
+    return y, h_n, cache
+
+
+def gru_backward(cache, dy, dh_n=None) -> dict:
+    return _backward(cache, "gru", dy, dh_n, None)
+
+
+def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True, lengths=None,
+        reverse=False, batch_first=False):  # fmt: skip
+    return gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reset_after=reset_after, lengths=lengths,
+                       reverse=reverse, batch_first=batch_first, training=False)[:2]  # fmt: skip
+
+
+def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh",
+                lengths=None, reverse=False, batch_first=False, training=True):  # fmt: skip
+    call = prepare(rnn_kind(nonlinearity), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths,
+                   reverse, batch_first)  # fmt: skip
+    y, h_n, _, cache = _forward(call, training)
+    return y, h_n, cache
+
+
+def rnn_backward(cache, dy, dh_n=None) -> dict:
+    return _backward(cache, "rnn", dy, dh_n, None)
+
+
+def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh", lengths=None,
+        reverse=False, batch_first=False):  # fmt: skip
+    return rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, nonlinearity=nonlinearity, lengths=lengths,
+                       reverse=reverse, batch_first=batch_first, training=False)[:2]  # fmt: skip
