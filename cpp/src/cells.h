@@ -31,7 +31,7 @@ void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh,
                        const T* b_hh, T* h) {
   for (int64_t j = j0; j < j1; ++j) {
     const T a = gates[j] + hh[j] + bias_at(b_hh, j);
-    const T v = relu ? (a > T(0) ? a : T(0)) : std::tanh(a);
+    const T v = relu ? (a < T(0) ? T(0) : a) : std::tanh(a);  // NaN propagates
     gates[j] = v;
     h[j] = v;
   }

@@ -210,6 +210,8 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   if (a.workspace) {
     std::fill(ws.hslots, ws.hslots + (d.T + 1) * B * H, T(0));
     if (ws.cslots) std::fill(ws.cslots, ws.cslots + (d.T + 1) * B * H, T(0));
+    // Padded rows are never written but meet zero gradients in backward's GEMMs (0 * NaN).
+    if (ws.extra) std::fill(ws.extra, ws.extra + TB * H, T(0));
     for (int64_t b = 0; b < B; ++b) {
       const int64_t slot = (g.first_prev_slot(b) * B + b) * H;
       std::copy(st.h2.begin() + b * H, st.h2.begin() + (b + 1) * H, ws.hslots + slot);

@@ -1,0 +1,172 @@
+"""Tier 2: the fused kernels against the NumPy reference, float64 and float32, 1 and 2 threads."""
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import CELL_IDS, CELLS, make_case, rel_err
+
+import rnncore
+from rnncore import reference
+
+F64_TOL = 1e-10
+F32_TOL = 1e-5
+F32_SCALE_FLOOR = 0.1  # see conftest.rel_err
+
+
+def _err(a, b, tol):
+    return rel_err(a, b, F32_SCALE_FLOOR if tol == F32_TOL else 0.0)
+
+
+def _compare(case, tol, expected=None):
+    """Runs the kernels on `case`; checks against the reference (computed in float64 from the
+    same, possibly float32-rounded, inputs); returns the kernel results."""
+    if expected is None:
+        expected = case.astype(np.float64).run(reference)
+    got = case.run(rnncore)
+    (ref_out, ref_grads), (out, grads) = expected, got
+    for name, a, b in zip(["y", "h_n", "c_n"], out, ref_out):
+        if b is None:
+            assert a is None
+            continue
+        assert a.dtype == case.arrays["x"].dtype
+        assert _err(a, b, tol) <= tol, f"{name}: {_err(a, b, tol):.2e}"
+    assert set(grads) == set(ref_grads)
+    for name, b in ref_grads.items():
+        if b is None:
+            assert grads[name] is None, name
+            continue
+        assert grads[name].dtype == case.arrays["x"].dtype
+        err = _err(grads[name], b, tol)
+        assert err <= tol, f"{name}: {err:.2e}"
+    return got
+
+
+def _assert_identical(a, b):
+    (out_a, grads_a), (out_b, grads_b) = a, b
+    for x, y in zip(out_a, out_b):
+        assert (x is None and y is None) or np.array_equal(x, y)
+    for k in grads_a:
+        assert (grads_a[k] is None and grads_b[k] is None) or np.array_equal(grads_a[k], grads_b[k])
+
+
+GRID = list(itertools.product([1, 2, 7, 33], [1, 3, 16], [1, 5, 17], [1, 4, 20, 33, 64]))
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("T,B,I,H", GRID)
+def test_kernels_match_reference_on_grid(cell, T, B, I, H, threads):  # noqa: E741
+    # The variant options rotate with the shape so the grid covers all of them.
+    rng = np.random.default_rng([T, B, I, H])
+    options = {
+        "lengths": "ragged" if rng.random() < 0.6 else None,
+        "reverse": bool(rng.random() < 0.5),
+        "batch_first": bool(rng.random() < 0.4),
+        "bias": bool(rng.random() < 0.8),
+        "h0": bool(rng.random() < 0.7),
+        "dh_n": bool(rng.random() < 0.7),
+    }
+    case = make_case(cell, T, B, I, H, seed=T * 1000 + B * 100 + I * 10 + H, **options)
+    for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
+        typed = case.astype(dtype)
+        expected = typed.astype(np.float64).run(reference)
+        threads(1)
+        one = _compare(typed, tol, expected)
+        threads(2)
+        two = _compare(typed, tol, expected)
+        _assert_identical(one, two)  # bitwise, not just close
+
+
+VARIANTS = list(itertools.product([None, "ragged"], [False, True], [False, True], [False, True]))
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("lengths,reverse,batch_first,bias", VARIANTS)
+def test_every_variant_combination(cell, lengths, reverse, batch_first, bias):
+    for h0 in (False, True):
+        case = make_case(cell, 9, 6, 7, 24, seed=3, lengths=lengths, reverse=reverse,
+                         batch_first=batch_first, bias=bias, h0=h0)  # fmt: skip
+        _compare(case, F64_TOL)
+        _compare(case.astype(np.float32), F32_TOL)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_bitwise_identical_across_thread_counts_large(cell, threads):
+    # Large enough that the kernels really split work over threads.
+    case = make_case(cell, 12, 32, 48, 96, seed=11, reverse=True).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append(case.run(rnncore))
+    _assert_identical(results[0], results[1])
+    _assert_identical(results[0], results[2])
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_inference_equals_training_forward(cell):
+    case = make_case(cell, 6, 4, 5, 8, seed=5)
+    inference = case.cell.fn(rnncore)(**case.arrays, **case.options)
+    training = case.forward(rnncore)
+    assert training[-1] is not None
+    assert case.forward(rnncore, training=False)[-1] is None
+    for a, b in zip(inference, training[:-1]):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_padded_steps_output_zero_and_state_from_last_real_step(cell):
+    case = make_case(cell, 8, 5, 3, 6, seed=2, lengths=np.array([8, 0, 3, 5, 1]))
+    y, h_n = case.cell.fn(rnncore)(**case.arrays, **case.options)[:2]
+    assert np.all(y[3:, 2] == 0) and np.all(y[:, 1] == 0)
+    assert np.array_equal(h_n[1], case.arrays["h0"][1])  # length 0 keeps h0
+    assert np.array_equal(h_n[2], y[2, 2])  # last real step of a length-3 row
+    # Reverse: the row's final state is the one after t = 0.
+    y_rev, h_rev = case.cell.fn(rnncore)(**case.arrays, **dict(case.options, reverse=True))[:2]
+    assert np.array_equal(h_rev[2], y_rev[0, 2])
+    assert np.all(y_rev[3:, 2] == 0)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_layouts_and_read_only_inputs_work(cell):
+    case = make_case(cell, 5, 4, 6, 7, seed=9)
+    expected = case.cell.fn(rnncore)(**case.arrays, **case.options)
+    fortran = {k: (None if v is None else np.asfortranarray(v)) for k, v in case.arrays.items()}
+    strided = {k: (None if v is None else np.repeat(v, 2, axis=-1)[..., ::2])
+               for k, v in case.arrays.items()}  # fmt: skip
+    flipped = {k: (None if v is None else np.flip(np.flip(v, -1).copy(), -1))
+               for k, v in case.arrays.items()}  # fmt: skip
+    readonly = {}
+    for k, v in case.arrays.items():
+        readonly[k] = None if v is None else v.copy()
+        if v is not None:
+            readonly[k].setflags(write=False)
+    for arrays in (fortran, strided, flipped, readonly):
+        got = case.cell.fn(rnncore)(**arrays, **case.options)
+        for a, b in zip(got, expected):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("T,B", [(0, 3), (4, 0), (0, 0)])
+def test_empty_time_or_batch(cell, T, B):
+    case = make_case(cell, T, B, 3, 5, seed=1, lengths=None)
+    out, grads = case.run(rnncore)
+    ref_out, ref_grads = case.run(reference)
+    assert out[0].shape == (T, B, 5)
+    for a, b in zip(out, ref_out):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    for k, v in ref_grads.items():
+        assert (v is None and grads[k] is None) or np.allclose(grads[k], v, rtol=0, atol=1e-12)
+    if B:
+        assert np.array_equal(out[1], case.arrays["h0"])  # T=0: the state is h0
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_nan_and_inf_propagate_without_crashing(cell):
+    case = make_case(cell, 5, 3, 4, 6, seed=4, lengths=None)
+    case.arrays["x"][2, 1, 0] = np.nan
+    case.arrays["x"][1, 0, 1] = np.inf
+    out, grads = case.run(rnncore)
+    assert np.isnan(out[0][2:, 1]).any()
+    assert np.all(np.isfinite(out[0][:1]))  # steps before the bad values are untouched
+    assert np.isnan(grads["dw_ih"]).any()
