@@ -77,8 +77,21 @@ class Case:
         return out[:-1], grads
 
 
-def make_case(cell: CellSpec, T, B, I, H, *, seed=0, lengths="ragged", reverse=False,  # noqa: E741
-              batch_first=False, bias=True, h0=True, dh_n=True) -> Case:  # fmt: skip
+def make_case(
+    cell: CellSpec,
+    T,
+    B,
+    I,
+    H,
+    *,
+    seed=0,
+    lengths="ragged",
+    reverse=False,
+    batch_first=False,
+    bias=True,
+    h0=True,
+    dh_n=True,
+) -> Case:
     rng = np.random.default_rng(seed)
     GH = cell.gates * H
     scale = 1.0 / np.sqrt(max(H, 1))
@@ -128,5 +141,13 @@ def threads():
     rnncore.set_num_threads(before)
 
 
-__all__ = ["CELLS", "CELL_IDS", "Case", "CellSpec", "import_torch", "make_case", "reference",
-           "rel_err"]  # fmt: skip
+__all__ = [
+    "CELLS",
+    "CELL_IDS",
+    "Case",
+    "CellSpec",
+    "import_torch",
+    "make_case",
+    "reference",
+    "rel_err",
+]

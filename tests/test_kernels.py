@@ -4,10 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, make_case, rel_err
 
 import rnncore
 from rnncore import reference
+
+from conftest import CELL_IDS, CELLS, make_case, rel_err
 
 F64_TOL = 1e-10
 F32_TOL = 1e-5
@@ -55,7 +56,7 @@ GRID = list(itertools.product([1, 2, 7, 33], [1, 3, 16], [1, 5, 17], [1, 4, 20, 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("T,B,I,H", GRID)
-def test_kernels_match_reference_on_grid(cell, T, B, I, H, threads):  # noqa: E741
+def test_kernels_match_reference_on_grid(cell, T, B, I, H, threads):
     # The variant options rotate with the shape so the grid covers all of them.
     rng = np.random.default_rng([T, B, I, H])
     options = {
@@ -84,8 +85,19 @@ VARIANTS = list(itertools.product([None, "ragged"], [False, True], [False, True]
 @pytest.mark.parametrize("lengths,reverse,batch_first,bias", VARIANTS)
 def test_every_variant_combination(cell, lengths, reverse, batch_first, bias):
     for h0 in (False, True):
-        case = make_case(cell, 9, 6, 7, 24, seed=3, lengths=lengths, reverse=reverse,
-                         batch_first=batch_first, bias=bias, h0=h0)  # fmt: skip
+        case = make_case(
+            cell,
+            9,
+            6,
+            7,
+            24,
+            seed=3,
+            lengths=lengths,
+            reverse=reverse,
+            batch_first=batch_first,
+            bias=bias,
+            h0=h0,
+        )
         _compare(case, F64_TOL)
         _compare(case.astype(np.float32), F32_TOL)
 
@@ -131,10 +143,14 @@ def test_layouts_and_read_only_inputs_work(cell):
     case = make_case(cell, 5, 4, 6, 7, seed=9)
     expected = case.cell.fn(rnncore)(**case.arrays, **case.options)
     fortran = {k: (None if v is None else np.asfortranarray(v)) for k, v in case.arrays.items()}
-    strided = {k: (None if v is None else np.repeat(v, 2, axis=-1)[..., ::2])
-               for k, v in case.arrays.items()}  # fmt: skip
-    flipped = {k: (None if v is None else np.flip(np.flip(v, -1).copy(), -1))
-               for k, v in case.arrays.items()}  # fmt: skip
+    strided = {
+        k: (None if v is None else np.repeat(v, 2, axis=-1)[..., ::2])
+        for k, v in case.arrays.items()
+    }
+    flipped = {
+        k: (None if v is None else np.flip(np.flip(v, -1).copy(), -1))
+        for k, v in case.arrays.items()
+    }
     readonly = {}
     for k, v in case.arrays.items():
         readonly[k] = None if v is None else v.copy()

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, make_case, rel_err
 
 from rnncore import reference
+
+from conftest import CELL_IDS, CELLS, make_case, rel_err
 
 VARIANTS = {
     "plain": {"lengths": None},
@@ -29,8 +30,15 @@ def test_reference_gradients_match_finite_differences(cell, variant):
     wy, wh, wc = case.dy, case.dh_n, case.dc_n
     _, grads = case.run(reference)
     eps = 1e-6
-    names = {"x": "dx", "w_ih": "dw_ih", "w_hh": "dw_hh", "b_ih": "db_ih", "b_hh": "db_hh",
-             "h0": "dh0", "c0": "dc0"}  # fmt: skip
+    names = {
+        "x": "dx",
+        "w_ih": "dw_ih",
+        "w_hh": "dw_hh",
+        "b_ih": "db_ih",
+        "b_hh": "db_hh",
+        "h0": "dh0",
+        "c0": "dc0",
+    }
     checked = 0
     for arg, grad_name in names.items():
         value = case.arrays.get(arg)

@@ -30,7 +30,8 @@ T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& 
     if (optional) return nullptr;
     throw py::type_error(std::string(name) + ": expected an array, got None");
   }
-  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + ": expected a numpy array");
   auto arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().is(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + ": expected dtype " +
@@ -46,15 +47,18 @@ T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& 
 }
 
 Cell to_cell(int code) {
-  if (code < 0 || code > 4) throw py::value_error("cell: expected a code in 0..4, got " + std::to_string(code));
+  if (code < 0 || code > 4)
+    throw py::value_error("cell: expected a code in 0..4, got " + std::to_string(code));
   return static_cast<Cell>(code);
 }
 
 // Reads T, B, I from x and H from w_hh; the other arrays are then checked against them.
 template <typename T>
 Dims dims_of(Cell cell, const py::array& x, const py::array& w_hh, bool reverse, bool batch_first) {
-  if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions, got " + std::to_string(x.ndim()));
-  if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2 dimensions, got " + std::to_string(w_hh.ndim()));
+  if (x.ndim() != 3)
+    throw py::value_error("x: expected 3 dimensions, got " + std::to_string(x.ndim()));
+  if (w_hh.ndim() != 2)
+    throw py::value_error("w_hh: expected 2 dimensions, got " + std::to_string(w_hh.ndim()));
   Dims d;
   d.T = batch_first ? x.shape(1) : x.shape(0);
   d.B = batch_first ? x.shape(0) : x.shape(1);
@@ -76,7 +80,8 @@ const int64_t* checked_lengths(const py::object& obj, const Dims& d) {
 }
 
 std::vector<int64_t> seq_shape(const Dims& d, int64_t width) {
-  return d.batch_first ? std::vector<int64_t>{d.B, d.T, width} : std::vector<int64_t>{d.T, d.B, width};
+  return d.batch_first ? std::vector<int64_t>{d.B, d.T, width}
+                       : std::vector<int64_t>{d.T, d.B, width};
 }
 
 template <typename T>
@@ -104,7 +109,8 @@ py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, co
   a.lengths = checked_lengths(lengths, d);
   py::array_t<T> y(seq_shape(d, d.H)), h_n(std::vector<int64_t>{d.B, d.H});
   py::object c_n = maybe_array<T>(lstm, {d.B, d.H});
-  py::object ws = maybe_array<T>(training, {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))});
+  py::object ws =
+      maybe_array<T>(training, {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))});
   a.y = y.mutable_data();
   a.h_n = h_n.mutable_data();
   a.c_n = lstm ? py::cast<py::array_t<T>>(c_n).mutable_data() : nullptr;
@@ -117,10 +123,11 @@ py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, co
 }
 
 template <typename T>
-py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-                         bool has_b_ih, bool has_b_hh, const py::object& lengths, bool reverse,
-                         bool batch_first, const py::object& workspace, const py::object& dy,
-                         const py::object& dh_n, const py::object& dc_n) {
+py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
+                         const py::array& w_hh, bool has_b_ih, bool has_b_hh,
+                         const py::object& lengths, bool reverse, bool batch_first,
+                         const py::object& workspace, const py::object& dy, const py::object& dh_n,
+                         const py::object& dc_n) {
   const Dims d = dims_of<T>(cell, x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
@@ -129,8 +136,9 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih, c
   a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.I}, false);
   a.w_hh = checked<T>(w_hh, "w_hh", {GH, d.H}, false);
   a.lengths = checked_lengths(lengths, d);
-  a.workspace = checked<T>(workspace, "workspace",
-                           {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))}, false);
+  a.workspace =
+      checked<T>(workspace, "workspace",
+                 {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))}, false);
   a.dy = checked<T>(dy, "dy", seq_shape(d, d.H));
   a.dh_n = checked<T>(dh_n, "dh_n", {d.B, d.H});
   a.dc_n = lstm ? checked<T>(dc_n, "dc_n", {d.B, d.H}) : nullptr;
@@ -155,7 +163,8 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih, c
 bool is_float64(const py::array& x) {
   if (x.dtype().is(py::dtype::of<double>())) return true;
   if (x.dtype().is(py::dtype::of<float>())) return false;
-  throw py::type_error("x: expected dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  throw py::type_error("x: expected dtype float32 or float64, got " +
+                       std::string(py::str(x.dtype())));
 }
 
 py::tuple forward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
@@ -163,7 +172,8 @@ py::tuple forward(int cell, const py::array& x, const py::array& w_ih, const py:
                   const py::object& c0, const py::object& lengths, bool reverse, bool batch_first,
                   bool training) {
   auto run = is_float64(x) ? forward_typed<double> : forward_typed<float>;
-  return run(to_cell(cell), x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, training);
+  return run(to_cell(cell), x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first,
+             training);
 }
 
 py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
@@ -202,10 +212,14 @@ PYBIND11_MODULE(_core, m) {
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("has_b_ih"),
         py::arg("has_b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("batch_first"),
         py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("n: expected a positive thread count, got " + std::to_string(n));
-    rnncore::set_num_threads(n);
-  }, py::arg("n"));
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        if (n < 1)
+          throw py::value_error("n: expected a positive thread count, got " + std::to_string(n));
+        rnncore::set_num_threads(n);
+      },
+      py::arg("n"));
   m.def("get_num_threads", &rnncore::get_num_threads);
   m.def("build_info", &build_info);
 }

@@ -18,7 +18,6 @@ inline T sigmoid(T v) {
   return T(1) / (T(1) + std::exp(-v));
 }
 
-
 // Bias value at index q, zero when the layer has no bias.
 template <typename T>
 inline T bias_at(const T* b, int64_t q) {
@@ -27,8 +26,8 @@ inline T bias_at(const T* b, int64_t q) {
 
 // ---- SimpleRNN: h = act(W_ih x + b_ih + W_hh h_prev + b_hh); gates[j] holds h. ----
 template <typename T>
-void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh,
-                       const T* b_hh, T* h) {
+void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
+                       T* h) {
   for (int64_t j = j0; j < j1; ++j) {
     const T a = gates[j] + hh[j] + bias_at(b_hh, j);
     const T v = relu ? (a < T(0) ? T(0) : a) : std::tanh(a);  // NaN propagates
@@ -49,8 +48,8 @@ void rnn_backward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* dh
 
 // ---- LSTM (i, f, g, o): c = f*c_prev + i*g, h = o*tanh(c). c is updated in place. ----
 template <typename T>
-void lstm_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
-                        const T* b_hh, T* c, T* h) {
+void lstm_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
+                        T* c, T* h) {
   for (int64_t j = j0; j < j1; ++j) {
     const T i = sigmoid(gates[j] + hh[j] + bias_at(b_hh, j));
     const T f = sigmoid(gates[H + j] + hh[H + j] + bias_at(b_hh, H + j));
@@ -68,8 +67,8 @@ void lstm_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh
 
 // dc: in, the cell-state gradient carried from the next step; out, the one for c_prev.
 template <typename T>
-void lstm_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* c,
-                         const T* c_prev, const T* dh, T* dc, T* dg) {
+void lstm_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* c, const T* c_prev,
+                         const T* dh, T* dc, T* dg) {
   for (int64_t j = j0; j < j1; ++j) {
     const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
     const T tc = std::tanh(c[j]);
@@ -106,8 +105,8 @@ void gru_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
 
 // direct: the part of dh_prev that does not pass through W_hh (dh * z).
 template <typename T>
-void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hn,
-                        const T* h_prev, const T* dh, T* dgh, T* dg, T* direct) {
+void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hn, const T* h_prev,
+                        const T* dh, T* dgh, T* dg, T* direct) {
   for (int64_t j = j0; j < j1; ++j) {
     const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
     const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
@@ -124,8 +123,8 @@ void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hn
 // ---- GRU reset_before: n = tanh(xn + W_hn (r*h_prev) + b_hn). Two phases around the
 // second GEMM: phase 1 makes r, z and rh = r*h_prev; phase 2 makes n and h. ----
 template <typename T>
-void gru_rb_forward_phase1(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
-                           const T* b_hh, const T* h_prev, T* rh) {
+void gru_rb_forward_phase1(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
+                           const T* h_prev, T* rh) {
   for (int64_t j = j0; j < j1; ++j) {
     const T r = sigmoid(gates[j] + hh[j] + bias_at(b_hh, j));
     gates[j] = r;

@@ -78,8 +78,8 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<con
 // C[m, n] (= or +=) sum_k D[k, m] * E[k, n] for m in [m0, m1), n in [0, N): the weight
 // gradient shape (Dᵀ·E over all T·B rows). C is row-major with leading dimension ldc.
 template <typename T>
-void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows<const T> E,
-             T* C, int64_t ldc, bool accumulate) {
+void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows<const T> E, T* C,
+             int64_t ldc, bool accumulate) {
   for (int64_t mb = m0; mb < m1; mb += kTileRows) {
     const int64_t mr = std::min(kTileRows, m1 - mb);
     for (int64_t nb = 0; nb < N; nb += kTileCols) {

@@ -1,5 +1,7 @@
 // The layer driver: input projection GEMM, the time loop (one persistent thread team, hidden
 // units split across threads, a barrier per step), and the weight/input gradient GEMMs.
+#include "rnncore/layer.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -7,7 +9,6 @@
 
 #include "cells.h"
 #include "gemm.h"
-#include "rnncore/layer.h"
 #include "threading.h"
 
 namespace rnncore {
@@ -260,9 +261,7 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
   const T* h_prev = ws.hslots + (g.prev_slot(t) * B + b) * H;
   switch (g.cell) {
     case Cell::RnnTanh:
-    case Cell::RnnRelu:
-      rnn_backward_units(g.cell == Cell::RnnRelu, j0, j1, grow, dh, dgrow);
-      break;
+    case Cell::RnnRelu: rnn_backward_units(g.cell == Cell::RnnRelu, j0, j1, grow, dh, dgrow); break;
     case Cell::Lstm:
       lstm_backward_units(H, j0, j1, grow, ws.cslots + (g.cur_slot(t) * B + b) * H,
                           ws.cslots + (g.prev_slot(t) * B + b) * H, dh, st.dc.data() + b * H,
@@ -313,8 +312,8 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
 // dx, dW_ih, dW_hh, db_ih, db_hh from the stored per-step gate gradients: one GEMM each
 // over all T·B rows, split across threads by output rows.
 template <typename T>
-void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a,
-                                const Workspace<T>& ws, const T* dgh) {
+void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
+                                const T* dgh) {
   const Dims& d = g.d;
   const int64_t TB = d.T * d.B, GH = g.GH, H = d.H;
   const T* dgx = ws.gates;
@@ -328,8 +327,8 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a,
     gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, a.w_ih, d.I,
                sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first), false);
     const auto [m0, m1] = share(GH, tid, nth);
-    gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, sequence_rows(a.x, d.T, d.B, d.I, d.batch_first),
-               a.dw_ih, d.I, false);
+    gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, sequence_rows(a.x, d.T, d.B, d.I, d.batch_first), a.dw_ih,
+               d.I, false);
     gemm_tn<T>(m0, std::min(m1, rz_rows), H, TB, dgh_rows, hprev_rows, a.dw_hh, H, false);
     if (rb)  // the n rows of W_hh multiply r*h_prev, not h_prev
       gemm_tn<T>(std::max(m0, rz_rows), m1, H, TB, dgh_rows, dense_rows<const T>(ws.extra, H),
@@ -381,7 +380,9 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   if (g.is_lstm()) std::copy(st.dc.begin(), st.dc.end(), a.dc0);
 }
 
-void set_num_threads(int n) { g_num_threads.store(std::max(1, n)); }
+void set_num_threads(int n) {
+  g_num_threads.store(std::max(1, n));
+}
 
 int get_num_threads() {
   const int n = g_num_threads.load();

@@ -99,7 +99,7 @@ class Call:
     batch_first: bool
     T: int
     B: int
-    I: int  # noqa: E741 - the design's name for input features
+    I: int
     H: int
 
     @property
@@ -114,7 +114,7 @@ def prepare(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_fir
     layout = "(B, T, I)" if batch_first else "(T, B, I)"
     if x.ndim != 3:
         raise ValueError(f"x: expected 3 dimensions {layout}, got shape {_shape(x.shape)}")
-    B, T, I = x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])  # noqa: E741
+    B, T, I = x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])
     w_hh = as_float_array("w_hh", w_hh, x.dtype)
     G = GATES[kind]
     if w_hh.ndim != 2 or w_hh.shape[0] != G * w_hh.shape[1]:
@@ -156,8 +156,7 @@ class CacheBase:
         family = _family(self.call.kind)
         if family != kind_family:
             raise ValueError(
-                f"cache: expected a cache from {kind_family}_forward, "
-                f"got one from {family}_forward"
+                f"cache: expected a cache from {kind_family}_forward, got one from {family}_forward"
             )
         with self._lock:
             if self.used:

@@ -56,7 +56,9 @@ def self_check(seed: int = 0) -> list[tuple[str, float, float, float]]:
             out = getattr(rnncore, family + "_forward")(*args, **kw)
             grads = getattr(rnncore, family + "_backward")(out[-1], dy.astype(dtype))
             elapsed = (time.perf_counter() - start) * 1e3
-            ref = getattr(reference, family + "_forward")(*(a.astype(np.float64) for a in args), **kw)
+            ref = getattr(reference, family + "_forward")(
+                *(a.astype(np.float64) for a in args), **kw
+            )
             ref_grads = getattr(reference, family + "_backward")(ref[-1], dy)
             errs = [_rel_err(out[0], ref[0])] + [_rel_err(grads[k], ref_grads[k]) for k in grads]
             worst[dtype] = max(errs)

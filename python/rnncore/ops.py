@@ -50,9 +50,19 @@ class Cache(CacheBase):
 def _forward(call: Call, training):
     training = flag("training", training)
     y, h_n, c_n, ws = _core.forward(
-        CELL_CODES[call.kind], call.x, call.w_ih, call.w_hh, call.b_ih, call.b_hh,
-        call.h0, call.c0, call.lengths, call.reverse, call.batch_first, training,
-    )  # fmt: skip
+        CELL_CODES[call.kind],
+        call.x,
+        call.w_ih,
+        call.w_hh,
+        call.b_ih,
+        call.b_hh,
+        call.h0,
+        call.c0,
+        call.lengths,
+        call.reverse,
+        call.batch_first,
+        training,
+    )
     return y, h_n, c_n, (Cache(call, ws) if training else None)
 
 
@@ -61,10 +71,20 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
     dy, dh_n, dc_n = prepare_grads(cache.call, dy, dh_n, dc_n)
     call = cache.claim(family)
     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _core.backward(
-        CELL_CODES[call.kind], call.x, call.w_ih, call.w_hh, call.b_ih is not None,
-        call.b_hh is not None, call.lengths, call.reverse, call.batch_first,
-        cache.workspace, dy, dh_n, dc_n,
-    )  # fmt: skip
+        CELL_CODES[call.kind],
+        call.x,
+        call.w_ih,
+        call.w_hh,
+        call.b_ih is not None,
+        call.b_hh is not None,
+        call.lengths,
+        call.reverse,
+        call.batch_first,
+        cache.workspace,
+        dy,
+        dh_n,
+        dc_n,
+    )
     cache.workspace = None  # consumed: backward overwrote it with gate gradients
     grads = {"dx": dx, "dw_ih": dw_ih, "dw_hh": dw_hh, "db_ih": db_ih, "db_hh": db_hh, "dh0": dh0}
     if family == "lstm":
@@ -72,8 +92,20 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
     return grads
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
-                 reverse=False, batch_first=False, training=True):  # fmt: skip
+def lstm_forward(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    c0=None,
+    *,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+    training=True,
+):
     """LSTM layer forward. Returns (y, h_n, c_n, cache); cache is None when training=False."""
     call = prepare("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first)
     return _forward(call, training)
@@ -84,19 +116,54 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None) -> dict:
     return _backward(cache, "lstm", dy, dh_n, dc_n)
 
 
-def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
-         reverse=False, batch_first=False):  # fmt: skip
+def lstm(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    c0=None,
+    *,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+):
     """LSTM inference. Returns (y, h_n, c_n)."""
-    y, h_n, c_n, _ = lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths=lengths,
-                                  reverse=reverse, batch_first=batch_first, training=False)  # fmt: skip
+    y, h_n, c_n, _ = lstm_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        c0,
+        lengths=lengths,
+        reverse=reverse,
+        batch_first=batch_first,
+        training=False,
+    )
     return y, h_n, c_n
 
 
-def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True,
-                lengths=None, reverse=False, batch_first=False, training=True):  # fmt: skip
+def gru_forward(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    reset_after=True,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+    training=True,
+):
     """GRU layer forward. Returns (y, h_n, cache); cache is None when training=False."""
-    call = prepare(gru_kind(reset_after), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths,
-                   reverse, batch_first)  # fmt: skip
+    call = prepare(
+        gru_kind(reset_after), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse, batch_first
+    )
     y, h_n, _, cache = _forward(call, training)
     return y, h_n, cache
 
@@ -106,20 +173,54 @@ def gru_backward(cache, dy, dh_n=None) -> dict:
     return _backward(cache, "gru", dy, dh_n, None)
 
 
-def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True, lengths=None,
-        reverse=False, batch_first=False):  # fmt: skip
+def gru(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    reset_after=True,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+):
     """GRU inference. Returns (y, h_n)."""
-    y, h_n, _ = gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reset_after=reset_after,
-                            lengths=lengths, reverse=reverse, batch_first=batch_first,
-                            training=False)  # fmt: skip
+    y, h_n, _ = gru_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        reset_after=reset_after,
+        lengths=lengths,
+        reverse=reverse,
+        batch_first=batch_first,
+        training=False,
+    )
     return y, h_n
 
 
-def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh",
-                lengths=None, reverse=False, batch_first=False, training=True):  # fmt: skip
+def rnn_forward(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    nonlinearity="tanh",
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+    training=True,
+):
     """SimpleRNN layer forward. Returns (y, h_n, cache); cache is None when training=False."""
-    call = prepare(rnn_kind(nonlinearity), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths,
-                   reverse, batch_first)  # fmt: skip
+    call = prepare(
+        rnn_kind(nonlinearity), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse, batch_first
+    )
     y, h_n, _, cache = _forward(call, training)
     return y, h_n, cache
 
@@ -129,10 +230,31 @@ def rnn_backward(cache, dy, dh_n=None) -> dict:
     return _backward(cache, "rnn", dy, dh_n, None)
 
 
-def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh", lengths=None,
-        reverse=False, batch_first=False):  # fmt: skip
+def rnn(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    nonlinearity="tanh",
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+):
     """SimpleRNN inference. Returns (y, h_n)."""
-    y, h_n, _ = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, nonlinearity=nonlinearity,
-                            lengths=lengths, reverse=reverse, batch_first=batch_first,
-                            training=False)  # fmt: skip
+    y, h_n, _ = rnn_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        nonlinearity=nonlinearity,
+        lengths=lengths,
+        reverse=reverse,
+        batch_first=batch_first,
+        training=False,
+    )
     return y, h_n

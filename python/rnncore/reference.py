@@ -96,9 +96,14 @@ def _cell_backward(call: Call, st: dict, dh, dc):
         tc = np.tanh(c)
         dct = dc + dh * o * (1 - tc * tc)
         d = np.concatenate(
-            [dct * g * i * (1 - i), dct * st["c_prev"] * f * (1 - f),
-             dct * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1,
-        )  # fmt: skip
+            [
+                dct * g * i * (1 - i),
+                dct * st["c_prev"] * f * (1 - f),
+                dct * i * (1 - g * g),
+                dh * tc * o * (1 - o),
+            ],
+            axis=1,
+        )
         return d, d.T @ h_prev, d.sum(0), d @ w_hh, dct * f
     r, z, n = st["r"], st["z"], st["n"]
     dn = dh * (1 - z) * (1 - n * n)
@@ -188,8 +193,20 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
     return grads
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
-                 reverse=False, batch_first=False, training=True):  # fmt: skip
+def lstm_forward(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    c0=None,
+    *,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+    training=True,
+):
     call = prepare("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first)
     return _forward(call, training)
 
@@ -198,16 +215,51 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None) -> dict:
     return _backward(cache, "lstm", dy, dh_n, dc_n)
 
 
-def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
-         reverse=False, batch_first=False):  # fmt: skip
-    return lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths=lengths, reverse=reverse,
-                        batch_first=batch_first, training=False)[:3]  # fmt: skip
+def lstm(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    c0=None,
+    *,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+):
+    return lstm_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        c0,
+        lengths=lengths,
+        reverse=reverse,
+        batch_first=batch_first,
+        training=False,
+    )[:3]
 
 
-def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True,
-                lengths=None, reverse=False, batch_first=False, training=True):  # fmt: skip
-    call = prepare(gru_kind(reset_after), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths,
-                   reverse, batch_first)  # fmt: skip
+def gru_forward(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    reset_after=True,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+    training=True,
+):
+    call = prepare(
+        gru_kind(reset_after), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse, batch_first
+    )
     y, h_n, _, cache = _forward(call, training)
     return y, h_n, cache
 
@@ -216,16 +268,51 @@ def gru_backward(cache, dy, dh_n=None) -> dict:
     return _backward(cache, "gru", dy, dh_n, None)
 
 
-def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True, lengths=None,
-        reverse=False, batch_first=False):  # fmt: skip
-    return gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reset_after=reset_after, lengths=lengths,
-                       reverse=reverse, batch_first=batch_first, training=False)[:2]  # fmt: skip
+def gru(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    reset_after=True,
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+):
+    return gru_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        reset_after=reset_after,
+        lengths=lengths,
+        reverse=reverse,
+        batch_first=batch_first,
+        training=False,
+    )[:2]
 
 
-def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh",
-                lengths=None, reverse=False, batch_first=False, training=True):  # fmt: skip
-    call = prepare(rnn_kind(nonlinearity), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths,
-                   reverse, batch_first)  # fmt: skip
+def rnn_forward(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    nonlinearity="tanh",
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+    training=True,
+):
+    call = prepare(
+        rnn_kind(nonlinearity), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse, batch_first
+    )
     y, h_n, _, cache = _forward(call, training)
     return y, h_n, cache
 
@@ -234,7 +321,29 @@ def rnn_backward(cache, dy, dh_n=None) -> dict:
     return _backward(cache, "rnn", dy, dh_n, None)
 
 
-def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh", lengths=None,
-        reverse=False, batch_first=False):  # fmt: skip
-    return rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, nonlinearity=nonlinearity, lengths=lengths,
-                       reverse=reverse, batch_first=batch_first, training=False)[:2]  # fmt: skip
+def rnn(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    *,
+    nonlinearity="tanh",
+    lengths=None,
+    reverse=False,
+    batch_first=False,
+):
+    return rnn_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        nonlinearity=nonlinearity,
+        lengths=lengths,
+        reverse=reverse,
+        batch_first=batch_first,
+        training=False,
+    )[:2]

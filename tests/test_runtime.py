@@ -1,0 +1,66 @@
+"""Tier 4b: thread settings, GIL release, the command line."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import rnncore
+
+from conftest import CELLS, make_case
+
+
+def test_thread_count_setting(threads):
+    assert rnncore.get_num_threads() >= 1
+    threads(3)
+    assert rnncore.get_num_threads() == 3
+    with pytest.raises(ValueError, match="n"):
+        rnncore.set_num_threads(0)
+    with pytest.raises(TypeError):
+        rnncore.set_num_threads("two")
+
+
+def test_kernels_release_the_gil():
+    """While one thread is inside a long kernel call, Python code keeps running."""
+    case = make_case(CELLS[2], 400, 32, 128, 128, seed=0, lengths=None).astype(np.float32)
+    window = {}
+
+    def worker():
+        window["start"] = time.perf_counter()
+        case.cell.fn(rnncore)(**case.arrays, **case.options)
+        window["end"] = time.perf_counter()
+
+    ticks = []
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while thread.is_alive():
+        ticks.append(time.perf_counter())
+        time.sleep(0.0005)
+    thread.join()
+    inside = [t for t in ticks if window["start"] < t < window["end"]]
+    assert window["end"] - window["start"] > 0.02, "the call was too short to tell"
+    assert len(inside) >= 5, f"main thread ran only {len(inside)} times during the kernel"
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "rnncore.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_info():
+    out = _cli("info")
+    assert out.returncode == 0, out.stderr
+    for word in ["rnncore", "compiler", "openmp", "threads", "isa"]:
+        assert word in out.stdout
+
+
+def test_cli_demo_self_check_passes():
+    out = _cli("demo", "--threads", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all cells match the reference" in out.stdout
+    for cell in ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"]:
+        assert cell in out.stdout
