@@ -195,7 +195,7 @@ py::dict build_info() {
   info["compiler"] = "unknown";
 #endif
   info["openmp"] = rnncore::openmp_enabled();
-  info["isa"] = "generic (portable C++, compiler-vectorised for the baseline target)";
+  info["isa"] = rnncore::isa_name(rnncore::active_isa());
   return info;
 }
 
@@ -203,6 +203,7 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnncore's private compiled kernels; use the functions in the rnncore package.";
+  rnncore::active_isa();  // choose the instruction set now: a bad RNNCORE_ISA fails the import
   m.def("forward", &forward, "One recurrent layer forward; returns (y, h_n, c_n, workspace).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("reverse"),

@@ -4,33 +4,26 @@
 // Gate vectors are [G*H], gate-major: gate q of unit j sits at q*H + j.
 // Forward reads `gates` as the input projection x·W_ihᵀ + b_ih and overwrites it with the
 // post-activation gates (what backward needs). Backward overwrites the stored gates with
-// the gradient of the input projection (dGx); `dgh` receives the gradient of the recurrent
+// the gradient of the input projection (dGx); b_hh is never null (zeros without a bias, so
+// the loops stay branch-free and vectorise); `dgh` receives the gradient of the recurrent
 // projection h·W_hhᵀ (differs from dGx only for GRU reset_after's n gate).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
+#include "kernel_ns.h"
+#include "mathfn.h"
+
 namespace rnncore {
-
-template <typename T>
-inline T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
-}
-
-// Bias value at index q, zero when the layer has no bias.
-template <typename T>
-inline T bias_at(const T* b, int64_t q) {
-  return b ? b[q] : T(0);
-}
+namespace RNNCORE_KERNEL_NS {
 
 // ---- SimpleRNN: h = act(W_ih x + b_ih + W_hh h_prev + b_hh); gates[j] holds h. ----
 template <typename T>
 void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
                        T* h) {
   for (int64_t j = j0; j < j1; ++j) {
-    const T a = gates[j] + hh[j] + bias_at(b_hh, j);
-    const T v = relu ? (a < T(0) ? T(0) : a) : std::tanh(a);  // NaN propagates
+    const T a = gates[j] + hh[j] + b_hh[j];
+    const T v = relu ? (a < T(0) ? T(0) : a) : tanh_act(a);  // NaN propagates
     gates[j] = v;
     h[j] = v;
   }
@@ -46,22 +39,34 @@ void rnn_backward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* dh
   }
 }
 
+// Activation passes over one gate block: g[j] = act(g[j] + hh[j] + b[j]). Kept as separate
+// simple loops because GCC does not vectorise the whole fused cell update in one loop.
+template <typename T>
+void sigmoid_pass(int64_t j0, int64_t j1, T* g, const T* hh, const T* b) {
+  for (int64_t j = j0; j < j1; ++j) g[j] = sigmoid(g[j] + hh[j] + b[j]);
+}
+
+template <typename T>
+void tanh_pass(int64_t j0, int64_t j1, T* g, const T* hh, const T* b) {
+  for (int64_t j = j0; j < j1; ++j) g[j] = tanh_act(g[j] + hh[j] + b[j]);
+}
+
 // ---- LSTM (i, f, g, o): c = f*c_prev + i*g, h = o*tanh(c). c is updated in place. ----
 template <typename T>
 void lstm_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
                         T* c, T* h) {
+  sigmoid_pass(j0, j1, gates, hh, b_hh);
+  sigmoid_pass(j0, j1, gates + H, hh + H, b_hh + H);
+  tanh_pass(j0, j1, gates + 2 * H, hh + 2 * H, b_hh + 2 * H);
+  sigmoid_pass(j0, j1, gates + 3 * H, hh + 3 * H, b_hh + 3 * H);
+  const T* i = gates;
+  const T* f = gates + H;
+  const T* g = gates + 2 * H;
+  const T* o = gates + 3 * H;
   for (int64_t j = j0; j < j1; ++j) {
-    const T i = sigmoid(gates[j] + hh[j] + bias_at(b_hh, j));
-    const T f = sigmoid(gates[H + j] + hh[H + j] + bias_at(b_hh, H + j));
-    const T g = std::tanh(gates[2 * H + j] + hh[2 * H + j] + bias_at(b_hh, 2 * H + j));
-    const T o = sigmoid(gates[3 * H + j] + hh[3 * H + j] + bias_at(b_hh, 3 * H + j));
-    const T cn = f * c[j] + i * g;
-    gates[j] = i;
-    gates[H + j] = f;
-    gates[2 * H + j] = g;
-    gates[3 * H + j] = o;
+    const T cn = f[j] * c[j] + i[j] * g[j];
     c[j] = cn;
-    h[j] = o * std::tanh(cn);
+    h[j] = o[j] * tanh_act(cn);
   }
 }
 
@@ -71,7 +76,7 @@ void lstm_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* c
                          const T* dh, T* dc, T* dg) {
   for (int64_t j = j0; j < j1; ++j) {
     const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
-    const T tc = std::tanh(c[j]);
+    const T tc = tanh_act(c[j]);
     const T dct = dc[j] + dh[j] * o * (T(1) - tc * tc);
     const T di = dct * g * i * (T(1) - i);
     const T df = dct * c_prev[j] * f * (T(1) - f);
@@ -90,16 +95,17 @@ void lstm_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* c
 template <typename T>
 void gru_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
                        const T* h_prev, T* hn, T* h) {
+  sigmoid_pass(j0, j1, gates, hh, b_hh);
+  sigmoid_pass(j0, j1, gates + H, hh + H, b_hh + H);
+  const T* r = gates;
+  const T* z = gates + H;
+  T* n = gates + 2 * H;
   for (int64_t j = j0; j < j1; ++j) {
-    const T r = sigmoid(gates[j] + hh[j] + bias_at(b_hh, j));
-    const T z = sigmoid(gates[H + j] + hh[H + j] + bias_at(b_hh, H + j));
-    const T hnj = hh[2 * H + j] + bias_at(b_hh, 2 * H + j);
-    const T n = std::tanh(gates[2 * H + j] + r * hnj);
-    gates[j] = r;
-    gates[H + j] = z;
-    gates[2 * H + j] = n;
+    const T hnj = hh[2 * H + j] + b_hh[2 * H + j];
+    const T nj = tanh_act(n[j] + r[j] * hnj);
+    n[j] = nj;
     hn[j] = hnj;
-    h[j] = (T(1) - z) * n + z * h_prev[j];
+    h[j] = (T(1) - z[j]) * nj + z[j] * h_prev[j];
   }
 }
 
@@ -125,12 +131,9 @@ void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hn
 template <typename T>
 void gru_rb_forward_phase1(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
                            const T* h_prev, T* rh) {
-  for (int64_t j = j0; j < j1; ++j) {
-    const T r = sigmoid(gates[j] + hh[j] + bias_at(b_hh, j));
-    gates[j] = r;
-    gates[H + j] = sigmoid(gates[H + j] + hh[H + j] + bias_at(b_hh, H + j));
-    rh[j] = r * h_prev[j];
-  }
+  sigmoid_pass(j0, j1, gates, hh, b_hh);
+  sigmoid_pass(j0, j1, gates + H, hh + H, b_hh + H);
+  for (int64_t j = j0; j < j1; ++j) rh[j] = gates[j] * h_prev[j];
 }
 
 // hh_n: the n block of the recurrent projection, W_hn (r*h_prev).
@@ -139,7 +142,7 @@ void gru_rb_forward_phase2(int64_t H, int64_t j0, int64_t j1, T* gates, const T*
                            const T* b_hh, const T* h_prev, T* h) {
   for (int64_t j = j0; j < j1; ++j) {
     const T z = gates[H + j];
-    const T n = std::tanh(gates[2 * H + j] + hh_n[j] + bias_at(b_hh, 2 * H + j));
+    const T n = tanh_act(gates[2 * H + j] + hh_n[j] + b_hh[2 * H + j]);
     gates[2 * H + j] = n;
     h[j] = (T(1) - z) * n + z * h_prev[j];
   }
@@ -171,4 +174,5 @@ void gru_rb_backward_phase2(int64_t H, int64_t j0, int64_t j1, T* gates, const T
   }
 }
 
+}  // namespace RNNCORE_KERNEL_NS
 }  // namespace rnncore

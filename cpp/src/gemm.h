@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+
+#include "kernel_ns.h"
 
 namespace rnncore {
+namespace RNNCORE_KERNEL_NS {
 
 // A matrix whose row r starts at base + (r / inner) * outer + (r % inner) * stride and whose
 // columns are contiguous. Time-major and batch-first [T, B, ·] data both view as T·B rows in
@@ -19,7 +23,9 @@ struct Rows {
   int64_t outer;   // elements between outer blocks
   int64_t stride;  // elements between rows of one block
 
-  T* operator()(int64_t r) const { return base + (r / inner) * outer + (r % inner) * stride; }
+  T* operator()(int64_t r) const {
+    return inner == 1 ? base + r * outer : base + (r / inner) * outer + (r % inner) * stride;
+  }
 };
 
 // Plain row-major rows with leading dimension ld.
@@ -35,21 +41,99 @@ Rows<T> sequence_rows(T* base, int64_t T_, int64_t B, int64_t width, bool batch_
   return Rows<T>{base, 1, width, 0};
 }
 
-constexpr int64_t kTileRows = 4;
-constexpr int64_t kTileCols = 64;
+// Vector width of this kernel build (kernel_ns.h): zmm, ymm or xmm.
+#if defined(__AVX512F__)
+#define RNNCORE_VEC_BYTES 64
+#elif defined(__AVX2__)
+#define RNNCORE_VEC_BYTES 32
+#else
+#define RNNCORE_VEC_BYTES 16
+#endif
 
-// acc[mm][nn] += a(mm, k) * brow(k)[nn] for k in [0, K): one register/L1 tile.
-template <typename T, typename AElem, typename BRow>
-inline void accumulate_tile(int64_t mr, int64_t nw, int64_t K, AElem a, BRow brow,
-                            T (&acc)[kTileRows][kTileCols]) {
+template <typename T>
+struct Simd {
+  typedef T V __attribute__((vector_size(RNNCORE_VEC_BYTES)));
+  static constexpr int64_t W = RNNCORE_VEC_BYTES / sizeof(T);  // lanes
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(v)); }
+};
+
+// Register tile: kTileRows rows x kTileVecs vectors of accumulators (24 zmm with AVX-512;
+// 12 ymm/xmm otherwise, leaving room for the B vectors and the broadcast).
+constexpr int kTileRows = 6;
+constexpr int kTileVecs = RNNCORE_VEC_BYTES == 64 ? 4 : 2;
+
+// c[mm][v*W .. v*W+W) (= or +=) sum_k a(mm, k) * brow(k)[v*W ..], k in order, one FMA per
+// element and k: the same arithmetic as the scalar edge loop below, so results never
+// depend on where a tile boundary falls.
+template <typename T, int MR, int NV, typename AElem, typename BRow>
+inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accumulate) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  V acc[MR][NV];
+#pragma GCC unroll 8
+  for (int mm = 0; mm < MR; ++mm)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[mm][v] = accumulate ? S::load(crow[mm] + v * S::W) : V{};
   for (int64_t k = 0; k < K; ++k) {
     const T* b = brow(k);
-    for (int64_t mm = 0; mm < mr; ++mm) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * S::W);
+#pragma GCC unroll 8
+    for (int mm = 0; mm < MR; ++mm) {
       const T av = a(mm, k);
-      T* accr = acc[mm];
-      for (int64_t nn = 0; nn < nw; ++nn) accr[nn] += av * b[nn];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[mm][v] += av * bv[v];
     }
   }
+#pragma GCC unroll 8
+  for (int mm = 0; mm < MR; ++mm)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) S::store(crow[mm] + v * S::W, acc[mm][v]);
+}
+
+// One block of up to kTileRows rows and [nb, nb + nw) columns: full tiles where possible,
+// single vectors, then scalar columns.
+template <typename T, typename AElem, typename BRow>
+void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BRow brow, T* const* crow,
+                bool accumulate) {
+  constexpr int64_t W = Simd<T>::W;
+  int64_t n = 0;
+  auto shifted_rows = [&](int64_t mm, int64_t off) { return crow[mm] + off; };
+  for (; n + kTileVecs * W <= nw || (n + W <= nw);) {
+    const bool full = n + kTileVecs * W <= nw;
+    const int64_t off = n;
+    auto b_at = [&](int64_t k) { return brow(k) + off; };
+    if (mr == kTileRows) {
+      T* rows[kTileRows];
+      for (int64_t mm = 0; mm < kTileRows; ++mm) rows[mm] = shifted_rows(mm, off);
+      if (full)
+        vector_tile<T, kTileRows, kTileVecs>(K, a, b_at, rows, accumulate);
+      else
+        vector_tile<T, kTileRows, 1>(K, a, b_at, rows, accumulate);
+    } else {
+      for (int64_t mm = 0; mm < mr; ++mm) {
+        T* row[1] = {shifted_rows(mm, off)};
+        auto a_row = [&](int, int64_t k) { return a(mm, k); };
+        if (full)
+          vector_tile<T, 1, kTileVecs>(K, a_row, b_at, row, accumulate);
+        else
+          vector_tile<T, 1, 1>(K, a_row, b_at, row, accumulate);
+      }
+    }
+    n += full ? kTileVecs * W : W;
+  }
+  for (; n < nw; ++n)
+    for (int64_t mm = 0; mm < mr; ++mm) {
+      T acc = accumulate ? crow[mm][n] : T(0);
+      for (int64_t k = 0; k < K; ++k) acc += a(mm, k) * brow(k)[n];
+      crow[mm][n] = acc;
+    }
 }
 
 // C[m, n] (= or +=) sum_k A[m, k] * Bm[k, n] for m in [m0, m1), n in [n0, n1).
@@ -58,20 +142,16 @@ template <typename T>
 void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<const T> A,
              const T* Bm, int64_t ldb, Rows<T> C, bool accumulate) {
   for (int64_t mb = m0; mb < m1; mb += kTileRows) {
-    const int64_t mr = std::min(kTileRows, m1 - mb);
+    const int64_t mr = std::min<int64_t>(kTileRows, m1 - mb);
     const T* arow[kTileRows];
-    for (int64_t mm = 0; mm < mr; ++mm) arow[mm] = A(mb + mm);
-    for (int64_t nb = n0; nb < n1; nb += kTileCols) {
-      const int64_t nw = std::min(kTileCols, n1 - nb);
-      T acc[kTileRows][kTileCols];
-      for (int64_t mm = 0; mm < mr; ++mm)
-        for (int64_t nn = 0; nn < nw; ++nn) acc[mm][nn] = accumulate ? C(mb + mm)[nb + nn] : T(0);
-      accumulate_tile<T>(
-          mr, nw, K, [&](int64_t mm, int64_t k) { return arow[mm][k]; },
-          [&](int64_t k) { return Bm + k * ldb + nb; }, acc);
-      for (int64_t mm = 0; mm < mr; ++mm)
-        for (int64_t nn = 0; nn < nw; ++nn) C(mb + mm)[nb + nn] = acc[mm][nn];
+    T* crow[kTileRows];
+    for (int64_t mm = 0; mm < mr; ++mm) {
+      arow[mm] = A(mb + mm);
+      crow[mm] = C(mb + mm) + n0;
     }
+    gemm_block<T>(
+        mr, n1 - n0, K, [&](int64_t mm, int64_t k) { return arow[mm][k]; },
+        [&](int64_t k) { return Bm + k * ldb + n0; }, crow, accumulate);
   }
 }
 
@@ -81,20 +161,14 @@ template <typename T>
 void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows<const T> E, T* C,
              int64_t ldc, bool accumulate) {
   for (int64_t mb = m0; mb < m1; mb += kTileRows) {
-    const int64_t mr = std::min(kTileRows, m1 - mb);
-    for (int64_t nb = 0; nb < N; nb += kTileCols) {
-      const int64_t nw = std::min(kTileCols, N - nb);
-      T acc[kTileRows][kTileCols];
-      for (int64_t mm = 0; mm < mr; ++mm)
-        for (int64_t nn = 0; nn < nw; ++nn)
-          acc[mm][nn] = accumulate ? C[(mb + mm) * ldc + nb + nn] : T(0);
-      accumulate_tile<T>(
-          mr, nw, K, [&](int64_t mm, int64_t k) { return D(k)[mb + mm]; },
-          [&](int64_t k) { return E(k) + nb; }, acc);
-      for (int64_t mm = 0; mm < mr; ++mm)
-        for (int64_t nn = 0; nn < nw; ++nn) C[(mb + mm) * ldc + nb + nn] = acc[mm][nn];
-    }
+    const int64_t mr = std::min<int64_t>(kTileRows, m1 - mb);
+    T* crow[kTileRows];
+    for (int64_t mm = 0; mm < mr; ++mm) crow[mm] = C + (mb + mm) * ldc;
+    gemm_block<T>(
+        mr, N, K, [&](int64_t mm, int64_t k) { return D(k)[mb + mm]; },
+        [&](int64_t k) { return E(k); }, crow, accumulate);
   }
 }
 
+}  // namespace RNNCORE_KERNEL_NS
 }  // namespace rnncore

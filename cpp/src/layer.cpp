@@ -3,19 +3,16 @@
 #include "rnncore/layer.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstring>
-#include <vector>
 
+#include "buffer.h"
 #include "cells.h"
 #include "gemm.h"
 #include "threading.h"
 
 namespace rnncore {
+namespace RNNCORE_KERNEL_NS {
 
 namespace {
-
-std::atomic<int> g_num_threads{0};  // 0: not set yet, use the machine's cores
 
 // Which time step row b handles at loop step s, and whether it is a real (unpadded) step.
 struct Geometry {
@@ -72,21 +69,33 @@ Workspace<T> carve(const Geometry& g, T* slab) {
   return ws;
 }
 
-// out[k, n] = in[n, k] for in [N, K].
+// Leading dimension of packed transposed weights with N columns: padded by 64 bytes so that
+// rows are never a power of two apart (LSTM's 4H often is), which would map every row the
+// GEMM streams through onto the same L1 cache sets.
 template <typename T>
-std::vector<T> transposed(const T* in, int64_t N, int64_t K) {
-  std::vector<T> out(static_cast<size_t>(N * K));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) out[k * N + n] = in[n * K + k];
-  return out;
+int64_t packed_ld(int64_t N) {
+  return N + 64 / static_cast<int64_t>(sizeof(T));
+}
+
+// out[k, n] = in[n, k] for in [N, K] (out has leading dimension ld), in 32 x 32 blocks: a
+// plain loop writes with a stride of ld elements, which thrashes the cache and TLB.
+template <typename T>
+void transpose_into(const T* in, int64_t N, int64_t K, T* out, int64_t ld) {
+  constexpr int64_t kBlock = 32;
+  for (int64_t n0 = 0; n0 < N; n0 += kBlock)
+    for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+      const int64_t n1 = std::min(N, n0 + kBlock), k1 = std::min(K, k0 + kBlock);
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t k = k0; k < k1; ++k) out[k * ld + n] = in[n * K + k];
+    }
 }
 
 template <typename T>
 void copy_or_zero(T* dst, const T* src, int64_t n) {
   if (src)
-    std::memcpy(dst, src, sizeof(T) * n);
+    copy_n(src, n, dst);
   else
-    std::fill(dst, dst + n, T(0));
+    fill_zero(dst, n);
 }
 
 // gates[t*B + b, :] = x[t, b, :] · W_ihᵀ + b_ih for all T·B rows (one GEMM before the loop).
@@ -94,22 +103,25 @@ template <typename T>
 void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_ih, T* gates) {
   const Dims& d = g.d;
   const int64_t TB = d.T * d.B;
-  const std::vector<T> w_ih_t = transposed(w_ih, g.GH, d.I);  // [I, G*H]
+  const int64_t ld = packed_ld<T>(g.GH);
+  Buffer<T> w_ih_t(d.I * ld);  // [I, G*H] (leading dimension ld)
+  transpose_into(w_ih, g.GH, d.I, w_ih_t.data(), ld);
   for (int64_t r = 0; r < TB; ++r) copy_or_zero(gates + r * g.GH, b_ih, g.GH);
   const Rows<const T> x_rows = sequence_rows(x, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * g.GH * d.I), [&](int tid, int nth) {
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, w_ih_t.data(), g.GH, dense_rows(gates, g.GH), true);
+    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, w_ih_t.data(), ld, dense_rows(gates, g.GH), true);
   });
 }
 
 // Forward state that lives only during the loop.
 template <typename T>
 struct ForwardState {
-  std::vector<T> h2;  // [2, B, H] h_prev / h_new, alternating by step parity
-  std::vector<T> c;   // [B, H] LSTM cell state (updated in place, unit slices per thread)
-  std::vector<T> hh;  // [B, G*H] recurrent projection of this step
-  std::vector<T> rh;  // [B, H] GRU reset_before: r * h_prev
+  Buffer<T> h2;  // [2, B, H] h_prev / h_new, alternating by step parity
+  Buffer<T> c;   // [B, H] LSTM cell state (updated in place, unit slices per thread)
+  Buffer<T> hh;  // [B, G*H] recurrent projection of this step
+  Buffer<T> rh;  // [B, H] GRU reset_before: r * h_prev
+  ForwardState(int64_t B, int64_t H, int64_t GH) : h2(2 * B * H), c(B * H), hh(B * GH), rh(B * H) {}
 };
 
 template <typename T>
@@ -138,15 +150,15 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
       break;
   }
   T* y = a.y + g.seq_offset(t, b, H);
-  std::copy(h_new + j0, h_new + j1, y + j0);
-  if (ws.hslots) std::copy(h_new + j0, h_new + j1, ws.hslots + (g.cur_slot(t) * B + b) * H + j0);
-  if (ws.cslots) std::copy(c + j0, c + j1, ws.cslots + (g.cur_slot(t) * B + b) * H + j0);
+  copy_n(h_new + j0, j1 - j0, y + j0);
+  if (ws.hslots) copy_n(h_new + j0, j1 - j0, ws.hslots + (g.cur_slot(t) * B + b) * H + j0);
+  if (ws.cslots) copy_n(c + j0, j1 - j0, ws.cslots + (g.cur_slot(t) * B + b) * H + j0);
 }
 
 template <typename T>
 void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
-                  ForwardState<T>& st, T* gates, const T* w_hh_t, int64_t s, int nth, int64_t j0,
-                  int64_t j1) {
+                  ForwardState<T>& st, T* gates, const T* w_hh_t, int64_t ld, int64_t s, int nth,
+                  int64_t j0, int64_t j1) {
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const T* hp = st.h2.data() + (s & 1) * B * H;  // [B, H]
   T* hn = st.h2.data() + ((s + 1) & 1) * B * H;  // [B, H]
@@ -154,7 +166,7 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   const bool rb = g.cell == Cell::GruResetBefore;
   // Recurrent projection of this thread's units, every gate (r, z only for reset_before).
   for (int64_t q = 0; q < (rb ? 2 : g.G); ++q)
-    gemm_nn<T>(0, B, q * H + j0, q * H + j1, H, dense_rows(hp, H), w_hh_t, GH, hh_rows, false);
+    gemm_nn<T>(0, B, q * H + j0, q * H + j1, H, dense_rows(hp, H), w_hh_t, ld, hh_rows, false);
   if (rb) {
     for (int64_t b = 0; b < B; ++b) {
       if (!g.active(b, s)) continue;
@@ -162,75 +174,63 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
       T* rh = st.rh.data() + b * H;
       gru_rb_forward_phase1(H, j0, j1, gates + (t * B + b) * GH, st.hh.data() + b * GH, a.b_hh,
                             hp + b * H, rh);
-      if (ws.extra) std::copy(rh + j0, rh + j1, ws.extra + (t * B + b) * H + j0);
+      if (ws.extra) copy_n(rh + j0, j1 - j0, ws.extra + (t * B + b) * H + j0);
     }
     team_barrier(nth);  // the n-gate GEMM reads every unit of r*h_prev
-    gemm_nn<T>(0, B, 2 * H + j0, 2 * H + j1, H, dense_rows<const T>(st.rh.data(), H), w_hh_t, GH,
+    gemm_nn<T>(0, B, 2 * H + j0, 2 * H + j1, H, dense_rows<const T>(st.rh.data(), H), w_hh_t, ld,
                hh_rows, false);
   }
   for (int64_t b = 0; b < B; ++b) {
     if (g.active(b, s))
       forward_row(g, a, ws, st, gates, b, s, j0, j1, hp + b * H, hn + b * H);
     else
-      std::copy(hp + b * H + j0, hp + b * H + j1, hn + b * H + j0);  // padded: state carries
+      copy_n(hp + b * H + j0, j1 - j0, hn + b * H + j0);  // padded: state carries
   }
 }
 
 }  // namespace
-
-size_t training_workspace_size(Cell cell, const Dims& d) {
-  const int64_t TB = d.T * d.B, slot_elems = (d.T + 1) * d.B * d.H;
-  int64_t n = TB * gate_count(cell) * d.H + slot_elems;
-  if (cell == Cell::Lstm) n += slot_elems;
-  if (cell == Cell::Gru || cell == Cell::GruResetBefore) n += TB * d.H;
-  return static_cast<size_t>(n);
-}
 
 template <typename T>
 void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, TB = d.T * d.B;
   Workspace<T> ws = a.workspace ? carve(g, a.workspace) : Workspace<T>{};
-  std::vector<T> owned_gates;
-  T* gates = ws.gates;  // [T, B, G*H]
-  if (!gates) {
-    owned_gates.resize(static_cast<size_t>(TB * g.GH));
-    gates = owned_gates.data();
-  }
+  Buffer<T> owned_gates(a.workspace ? 0 : TB * g.GH);
+  T* gates = a.workspace ? ws.gates : owned_gates.data();  // [T, B, G*H]
   input_projection(g, a.x, a.w_ih, a.b_ih, gates);
-  const std::vector<T> w_hh_t = transposed(a.w_hh, g.GH, H);  // [H, G*H]
+  const int64_t ld = packed_ld<T>(g.GH);
+  Buffer<T> w_hh_t(H * ld);  // [H, G*H] (leading dimension ld)
+  transpose_into(a.w_hh, g.GH, H, w_hh_t.data(), ld);
 
-  ForwardState<T> st;
-  st.h2.assign(static_cast<size_t>(2 * B * H), T(0));
-  st.c.assign(static_cast<size_t>(B * H), T(0));
-  st.hh.assign(static_cast<size_t>(B * g.GH), T(0));
-  st.rh.assign(static_cast<size_t>(B * H), T(0));
+  ForwardState<T> st(B, H, g.GH);
+  Buffer<T> zero_bias(a.b_hh ? 0 : g.GH);  // [G*H]
+  ForwardArgs<T> args = a;
+  if (!a.b_hh) args.b_hh = zero_bias.data();
   copy_or_zero(st.h2.data(), a.h0, B * H);
   if (g.is_lstm()) copy_or_zero(st.c.data(), a.c0, B * H);
-  if (a.lengths) std::fill(a.y, a.y + TB * H, T(0));  // padded steps output zeros
+  if (a.lengths) fill_zero(a.y, TB * H);  // padded steps output zeros
   if (a.workspace) {
-    std::fill(ws.hslots, ws.hslots + (d.T + 1) * B * H, T(0));
-    if (ws.cslots) std::fill(ws.cslots, ws.cslots + (d.T + 1) * B * H, T(0));
+    fill_zero(ws.hslots, (d.T + 1) * B * H);
+    if (ws.cslots) fill_zero(ws.cslots, (d.T + 1) * B * H);
     // Padded rows are never written but meet zero gradients in backward's GEMMs (0 * NaN).
-    if (ws.extra) std::fill(ws.extra, ws.extra + TB * H, T(0));
+    if (ws.extra) fill_zero(ws.extra, TB * H);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t slot = (g.first_prev_slot(b) * B + b) * H;
-      std::copy(st.h2.begin() + b * H, st.h2.begin() + (b + 1) * H, ws.hslots + slot);
-      if (ws.cslots) std::copy(st.c.begin() + b * H, st.c.begin() + (b + 1) * H, ws.cslots + slot);
+      copy_n(st.h2.data() + b * H, H, ws.hslots + slot);
+      if (ws.cslots) copy_n(st.c.data() + b * H, H, ws.cslots + slot);
     }
   }
 
   run_team(threads_for(2.0 * B * g.GH * H), [&](int tid, int nth) {
     const auto [j0, j1] = share(H, tid, nth);
     for (int64_t s = 0; s < g.steps; ++s) {
-      forward_step(g, a, ws, st, gates, w_hh_t.data(), s, nth, j0, j1);
+      forward_step(g, args, ws, st, gates, w_hh_t.data(), ld, s, nth, j0, j1);
       team_barrier(nth);  // the next step's GEMM reads every unit of h
     }
   });
 
-  std::copy(st.h2.begin() + (g.steps & 1) * B * H, st.h2.begin() + ((g.steps & 1) + 1) * B * H,
-            a.h_n);
-  if (g.is_lstm()) std::copy(st.c.begin(), st.c.end(), a.c_n);
+  copy_n(st.h2.data() + (g.steps & 1) * B * H, B * H, a.h_n);
+  if (g.is_lstm()) copy_n(st.c.data(), B * H, a.c_n);
 }
 
 namespace {
@@ -238,13 +238,21 @@ namespace {
 // Backward state that lives only during the loop.
 template <typename T>
 struct BackwardState {
-  std::vector<T> dh;      // [B, H] gradient w.r.t. the state entering the current step
-  std::vector<T> dc;      // [B, H] LSTM cell-state gradient carried backwards
-  std::vector<T> dg2;     // [2, B, G*H] this step's recurrent-projection gradients (by parity)
-  std::vector<T> dh_cur;  // [B, H] dh of this step (dh carry + dy)
-  std::vector<T> direct;  // [B, H] part of dh_prev that bypasses W_hh (GRU)
-  std::vector<T> drh;     // [B, H] GRU reset_before: d(r*h_prev)
-  std::vector<T> rec;     // [B, H] dG·W_hh for this thread's units
+  Buffer<T> dh;      // [B, H] gradient w.r.t. the state entering the current step
+  Buffer<T> dc;      // [B, H] LSTM cell-state gradient carried backwards
+  Buffer<T> dg2;     // [2, B, G*H] this step's recurrent-projection gradients (by parity)
+  Buffer<T> dh_cur;  // [B, H] dh of this step (dh carry + dy)
+  Buffer<T> direct;  // [B, H] part of dh_prev that bypasses W_hh (GRU)
+  Buffer<T> drh;     // [B, H] GRU reset_before: d(r*h_prev)
+  Buffer<T> rec;     // [B, H] dG·W_hh for this thread's units
+  BackwardState(int64_t B, int64_t H, int64_t GH)
+      : dh(B * H),
+        dc(B * H),
+        dg2(2 * B * GH),
+        dh_cur(B * H),
+        direct(B * H),
+        drh(B * H),
+        rec(B * H) {}
 };
 
 template <typename T>
@@ -255,7 +263,7 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
   const int64_t t = g.time(b, s);
   T* dh = st.dh_cur.data() + b * H;
   const T* dy = a.dy ? a.dy + g.seq_offset(t, b, H) : nullptr;
-  for (int64_t j = j0; j < j1; ++j) dh[j] = st.dh[b * H + j] + (dy ? dy[j] : T(0));
+  for (int64_t j = j0; j < j1; ++j) dh[j] = st.dh.data()[b * H + j] + (dy ? dy[j] : T(0));
   T* grow = ws.gates + (t * B + b) * GH;
   T* dgrow = dg + b * GH;
   const T* h_prev = ws.hslots + (g.prev_slot(t) * B + b) * H;
@@ -354,19 +362,11 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   const Workspace<T> ws = carve(g, a.workspace);
   // Padded rows of the gate slab still hold the input projection; their gradient is zero.
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = g.length(b); t < d.T; ++t)
-      std::fill(ws.gates + (t * B + b) * GH, ws.gates + (t * B + b + 1) * GH, T(0));
+    for (int64_t t = g.length(b); t < d.T; ++t) fill_zero(ws.gates + (t * B + b) * GH, GH);
   // GRU reset_after's recurrent-projection gradient differs from dGx in the n gate.
-  std::vector<T> owned_dgh;  // [T, B, G*H]
-  T* dgh = ws.gates;
-  if (cell == Cell::Gru) {
-    owned_dgh.assign(static_cast<size_t>(d.T * B * GH), T(0));
-    dgh = owned_dgh.data();
-  }
-  BackwardState<T> st;
-  for (auto* v : {&st.dh, &st.dc, &st.dh_cur, &st.direct, &st.drh, &st.rec})
-    v->assign(static_cast<size_t>(B * H), T(0));
-  st.dg2.assign(static_cast<size_t>(2 * B * GH), T(0));
+  Buffer<T> owned_dgh(cell == Cell::Gru ? d.T * B * GH : 0);  // [T, B, G*H]
+  T* dgh = cell == Cell::Gru ? owned_dgh.data() : ws.gates;
+  BackwardState<T> st(B, H, GH);
   copy_or_zero(st.dh.data(), a.dh_n, B * H);
   if (g.is_lstm()) copy_or_zero(st.dc.data(), a.dc_n, B * H);
 
@@ -376,30 +376,8 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   });
 
   weight_and_input_gradients(g, a, ws, dgh);
-  std::copy(st.dh.begin(), st.dh.end(), a.dh0);
-  if (g.is_lstm()) std::copy(st.dc.begin(), st.dc.end(), a.dc0);
-}
-
-void set_num_threads(int n) {
-  g_num_threads.store(std::max(1, n));
-}
-
-int get_num_threads() {
-  const int n = g_num_threads.load();
-  if (n > 0) return n;
-#ifdef _OPENMP
-  return std::max(1, omp_get_num_procs());
-#else
-  return 1;
-#endif
-}
-
-bool openmp_enabled() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
+  copy_n(st.dh.data(), B * H, a.dh0);
+  if (g.is_lstm()) copy_n(st.dc.data(), B * H, a.dc0);
 }
 
 template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&);
@@ -407,4 +385,5 @@ template void layer_forward<double>(Cell, const Dims&, const ForwardArgs<double>
 template void layer_backward<float>(Cell, const Dims&, const BackwardArgs<float>&);
 template void layer_backward<double>(Cell, const Dims&, const BackwardArgs<double>&);
 
+}  // namespace RNNCORE_KERNEL_NS
 }  // namespace rnncore

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernel_ns.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -13,13 +15,14 @@
 #include "rnncore/layer.h"
 
 namespace rnncore {
+namespace RNNCORE_KERNEL_NS {
 
 // Threads worth using for `flops` of work: small problems stay on one thread,
 // where a fork and a barrier per step would cost more than they save.
 inline int threads_for(double flops) {
   constexpr double kFlopsPerThread = 64.0 * 1024.0;
   const int by_work = static_cast<int>(std::max(1.0, flops / kFlopsPerThread));
-  return std::max(1, std::min(get_num_threads(), by_work));
+  return std::max(1, std::min(rnncore::get_num_threads(), by_work));
 }
 
 // Runs body(tid, nth) on a team of up to `nth` threads (one persistent region).
@@ -51,4 +54,5 @@ inline std::pair<int64_t, int64_t> share(int64_t n, int tid, int nth) {
   return {n * tid / nth, n * (tid + 1) / nth};
 }
 
+}  // namespace RNNCORE_KERNEL_NS
 }  // namespace rnncore

@@ -78,6 +78,12 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);
 template <typename T>
 void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);
 
+// Instruction set of the kernel build in use: the best this CPU supports, or the one the
+// RNNCORE_ISA environment variable (avx512 | avx2 | generic) names. Chosen once.
+enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+Isa active_isa();  // throws std::invalid_argument for a bad or unsupported RNNCORE_ISA
+const char* isa_name(Isa isa);
+
 // Threads used by the kernels (default: the machine's cores). Results do not depend on it.
 void set_num_threads(int n);
 int get_num_threads();

@@ -1,0 +1,20 @@
+// The per-instruction-set builds of the layer driver (see kernel_ns.h) and their selection.
+#pragma once
+
+#include "rnncore/layer.h"
+
+#define RNNCORE_DECLARE_KERNELS(ns)                                        \
+  namespace ns {                                                           \
+  template <typename T>                                                    \
+  void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);   \
+  template <typename T>                                                    \
+  void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a); \
+  }
+
+namespace rnncore {
+RNNCORE_DECLARE_KERNELS(generic)
+#ifdef RNNCORE_X86_ISAS
+RNNCORE_DECLARE_KERNELS(avx2)
+RNNCORE_DECLARE_KERNELS(avx512)
+#endif
+}  // namespace rnncore

@@ -1,0 +1,136 @@
+// Process-wide settings (threads, instruction set) and the public entry points, which forward
+// to the kernel build chosen for this CPU.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "isa.h"
+#include "rnncore/layer.h"
+
+namespace rnncore {
+
+namespace {
+
+std::atomic<int> g_num_threads{0};  // 0: not set, use the machine's cores
+
+bool cpu_has(Isa isa) {
+#ifdef RNNCORE_X86_ISAS
+  switch (isa) {
+    case Isa::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("fma");
+    case Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::Generic: return true;
+  }
+  return false;
+#else
+  return isa == Isa::Generic;
+#endif
+}
+
+Isa parse_isa(const std::string& name) {
+  if (name == "avx512") return Isa::Avx512;
+  if (name == "avx2") return Isa::Avx2;
+  if (name == "generic") return Isa::Generic;
+  throw std::invalid_argument("RNNCORE_ISA: expected avx512, avx2 or generic, got '" + name + "'");
+}
+
+// The best supported build, or the one RNNCORE_ISA names (refused if this CPU lacks it).
+Isa choose_isa() {
+  const char* forced = std::getenv("RNNCORE_ISA");
+  if (forced && *forced) {
+    const Isa isa = parse_isa(forced);
+    if (!cpu_has(isa))
+      throw std::invalid_argument(std::string("RNNCORE_ISA=") + forced +
+                                  ": this CPU (or this build) does not support it");
+    return isa;
+  }
+  for (Isa isa : {Isa::Avx512, Isa::Avx2})
+    if (cpu_has(isa)) return isa;
+  return Isa::Generic;
+}
+
+const Isa& selected() {
+  static const Isa isa = choose_isa();
+  return isa;
+}
+
+}  // namespace
+
+Isa active_isa() {
+  return selected();
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+template <typename T>
+void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
+  switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+    case Isa::Avx512: return avx512::layer_forward<T>(cell, d, a);
+    case Isa::Avx2: return avx2::layer_forward<T>(cell, d, a);
+#endif
+    default: return generic::layer_forward<T>(cell, d, a);
+  }
+}
+
+template <typename T>
+void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
+  switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+    case Isa::Avx512: return avx512::layer_backward<T>(cell, d, a);
+    case Isa::Avx2: return avx2::layer_backward<T>(cell, d, a);
+#endif
+    default: return generic::layer_backward<T>(cell, d, a);
+  }
+}
+
+template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&);
+template void layer_forward<double>(Cell, const Dims&, const ForwardArgs<double>&);
+template void layer_backward<float>(Cell, const Dims&, const BackwardArgs<float>&);
+template void layer_backward<double>(Cell, const Dims&, const BackwardArgs<double>&);
+
+size_t training_workspace_size(Cell cell, const Dims& d) {
+  const int64_t TB = d.T * d.B, slot_elems = (d.T + 1) * d.B * d.H;
+  int64_t n = TB * gate_count(cell) * d.H + slot_elems;  // gates + hidden-state slots
+  if (cell == Cell::Lstm) n += slot_elems;               // cell-state slots
+  if (cell == Cell::Gru || cell == Cell::GruResetBefore) n += TB * d.H;  // GRU extra
+  return static_cast<size_t>(n);
+}
+
+void set_num_threads(int n) {
+  g_num_threads.store(std::max(1, n));
+}
+
+int get_num_threads() {
+  const int n = g_num_threads.load();
+  if (n > 0) return n;
+#ifdef _OPENMP
+  return std::max(1, omp_get_num_procs());
+#else
+  return 1;
+#endif
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace rnncore
