@@ -1,5 +1,6 @@
 """Tier 4b: thread settings, GIL release, the command line."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -64,3 +65,21 @@ def test_cli_demo_self_check_passes():
     assert "all cells match the reference" in out.stdout
     for cell in ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"]:
         assert cell in out.stdout
+
+
+def _python_with_isa(isa, code):
+    env = dict(os.environ, RNNCORE_ISA=isa)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip
+
+
+def test_forced_instruction_set_is_used_or_refused_clearly():
+    from rnncore import _core
+
+    chosen = _core.build_info()["isa"]
+    assert chosen in ("avx512", "avx2", "generic")
+    out = _python_with_isa("generic", "import rnncore._core as c; print(c.build_info()['isa'])")
+    assert out.returncode == 0 and out.stdout.strip() == "generic", out.stderr
+    bad = _python_with_isa("sse9", "import rnncore")
+    assert bad.returncode != 0
+    assert "RNNCORE_ISA" in bad.stderr and "sse9" in bad.stderr
