@@ -83,3 +83,22 @@ def test_forced_instruction_set_is_used_or_refused_clearly():
     bad = _python_with_isa("sse9", "import rnncore")
     assert bad.returncode != 0
     assert "RNNCORE_ISA" in bad.stderr and "sse9" in bad.stderr
+
+
+def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, threads):
+    """Smoke test of `rnncore bench` on the tiny shape only (no timing assertions)."""
+    import json
+
+    from rnncore import bench
+    from rnncore.cli import main
+
+    monkeypatch.setattr(bench, "SHAPES", {"tiny": bench.SHAPES["tiny"]})
+    out_json = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--threads", "1", "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "rnncore bench" in printed and "peers skipped" in printed
+    rows = json.loads(out_json.read_text())["rows"]
+    assert {(r["cell"], r["mode"]) for r in rows} == {
+        (c, m) for c in ("rnn", "lstm", "gru") for m in ("inference", "training")
+    }
+    assert all(r["rnncore"] > 0 and r["gflops"] > 0 for r in rows)

@@ -128,12 +128,22 @@ void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BRow brow, T* const*
     }
     n += full ? kTileVecs * W : W;
   }
-  for (; n < nw; ++n)
+  // Fewer than W columns remain: k outermost so each row pointer is computed once per k;
+  // every element still accumulates its k terms in order.
+  const int64_t rest = nw - n;
+  if (rest <= 0) return;
+  T acc[kTileRows][Simd<T>::W];
+  for (int64_t mm = 0; mm < mr; ++mm)
+    for (int64_t c = 0; c < rest; ++c) acc[mm][c] = accumulate ? crow[mm][n + c] : T(0);
+  for (int64_t k = 0; k < K; ++k) {
+    const T* b = brow(k) + n;
     for (int64_t mm = 0; mm < mr; ++mm) {
-      T acc = accumulate ? crow[mm][n] : T(0);
-      for (int64_t k = 0; k < K; ++k) acc += a(mm, k) * brow(k)[n];
-      crow[mm][n] = acc;
+      const T av = a(mm, k);
+      for (int64_t c = 0; c < rest; ++c) acc[mm][c] += av * b[c];
     }
+  }
+  for (int64_t mm = 0; mm < mr; ++mm)
+    for (int64_t c = 0; c < rest; ++c) crow[mm][n + c] = acc[mm][c];
 }
 
 // C[m, n] (= or +=) sum_k A[m, k] * Bm[k, n] for m in [m0, m1), n in [n0, n1).

@@ -20,7 +20,7 @@ namespace RNNCORE_KERNEL_NS {
 // Threads worth using for `flops` of work: small problems stay on one thread,
 // where a fork and a barrier per step would cost more than they save.
 inline int threads_for(double flops) {
-  constexpr double kFlopsPerThread = 64.0 * 1024.0;
+  constexpr double kFlopsPerThread = 256.0 * 1024.0;  // below this a barrier costs more
   const int by_work = static_cast<int>(std::max(1.0, flops / kFlopsPerThread));
   return std::max(1, std::min(rnncore::get_num_threads(), by_work));
 }

@@ -91,7 +91,15 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=0, help="kernel threads (default: all cores)")
     demo.add_argument("--quick", action="store_true", help="a smaller run")
+    bench = sub.add_parser("bench", help="time rnncore against the installed peers")
+    bench.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
+    bench.add_argument("--quick", action="store_true", help="shorter timing budget per case")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from . import bench as bench_module
+
+        return bench_module.main(args)
     return {"info": _info, "demo": _demo}[args.command](args)
 
 
