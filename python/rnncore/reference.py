@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._api import functions
 from ._validate import (
     CacheBase,
     Call,
     check_cache,
     flag,
-    gru_kind,
-    prepare,
     prepare_grads,
-    rnn_kind,
 )
 
 __all__ = [
@@ -193,157 +191,5 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
     return grads
 
 
-def lstm_forward(
-    x,
-    w_ih,
-    w_hh,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    c0=None,
-    *,
-    lengths=None,
-    reverse=False,
-    batch_first=False,
-    training=True,
-):
-    call = prepare("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first)
-    return _forward(call, training)
-
-
-def lstm_backward(cache, dy, dh_n=None, dc_n=None) -> dict:
-    return _backward(cache, "lstm", dy, dh_n, dc_n)
-
-
-def lstm(
-    x,
-    w_ih,
-    w_hh,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    c0=None,
-    *,
-    lengths=None,
-    reverse=False,
-    batch_first=False,
-):
-    return lstm_forward(
-        x,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh,
-        h0,
-        c0,
-        lengths=lengths,
-        reverse=reverse,
-        batch_first=batch_first,
-        training=False,
-    )[:3]
-
-
-def gru_forward(
-    x,
-    w_ih,
-    w_hh,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    *,
-    reset_after=True,
-    lengths=None,
-    reverse=False,
-    batch_first=False,
-    training=True,
-):
-    call = prepare(
-        gru_kind(reset_after), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse, batch_first
-    )
-    y, h_n, _, cache = _forward(call, training)
-    return y, h_n, cache
-
-
-def gru_backward(cache, dy, dh_n=None) -> dict:
-    return _backward(cache, "gru", dy, dh_n, None)
-
-
-def gru(
-    x,
-    w_ih,
-    w_hh,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    *,
-    reset_after=True,
-    lengths=None,
-    reverse=False,
-    batch_first=False,
-):
-    return gru_forward(
-        x,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh,
-        h0,
-        reset_after=reset_after,
-        lengths=lengths,
-        reverse=reverse,
-        batch_first=batch_first,
-        training=False,
-    )[:2]
-
-
-def rnn_forward(
-    x,
-    w_ih,
-    w_hh,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    *,
-    nonlinearity="tanh",
-    lengths=None,
-    reverse=False,
-    batch_first=False,
-    training=True,
-):
-    call = prepare(
-        rnn_kind(nonlinearity), x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, reverse, batch_first
-    )
-    y, h_n, _, cache = _forward(call, training)
-    return y, h_n, cache
-
-
-def rnn_backward(cache, dy, dh_n=None) -> dict:
-    return _backward(cache, "rnn", dy, dh_n, None)
-
-
-def rnn(
-    x,
-    w_ih,
-    w_hh,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    *,
-    nonlinearity="tanh",
-    lengths=None,
-    reverse=False,
-    batch_first=False,
-):
-    return rnn_forward(
-        x,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh,
-        h0,
-        nonlinearity=nonlinearity,
-        lengths=lengths,
-        reverse=reverse,
-        batch_first=batch_first,
-        training=False,
-    )[:2]
+(lstm, lstm_forward, lstm_backward, gru, gru_forward, gru_backward, rnn, rnn_forward,
+ rnn_backward) = functions(_forward, _backward)  # fmt: skip
