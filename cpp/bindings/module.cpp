@@ -53,8 +53,7 @@ Cell to_cell(int code) {
 }
 
 // Reads T, B, I from x and H from w_hh; the other arrays are then checked against them.
-template <typename T>
-Dims dims_of(Cell cell, const py::array& x, const py::array& w_hh, bool reverse, bool batch_first) {
+Dims dims_of(const py::array& x, const py::array& w_hh, bool reverse, bool batch_first) {
   if (x.ndim() != 3)
     throw py::value_error("x: expected 3 dimensions, got " + std::to_string(x.ndim()));
   if (w_hh.ndim() != 2)
@@ -66,7 +65,6 @@ Dims dims_of(Cell cell, const py::array& x, const py::array& w_hh, bool reverse,
   d.H = w_hh.shape(1);
   d.reverse = reverse;
   d.batch_first = batch_first;
-  (void)cell;
   return d;
 }
 
@@ -95,7 +93,7 @@ py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, co
                         const py::object& b_ih, const py::object& b_hh, const py::object& h0,
                         const py::object& c0, const py::object& lengths, bool reverse,
                         bool batch_first, bool training) {
-  const Dims d = dims_of<T>(cell, x, w_hh, reverse, batch_first);
+  const Dims d = dims_of(x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
   rnncore::ForwardArgs<T> a;
@@ -128,7 +126,7 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
                          const py::object& lengths, bool reverse, bool batch_first,
                          const py::object& workspace, const py::object& dy, const py::object& dh_n,
                          const py::object& dc_n) {
-  const Dims d = dims_of<T>(cell, x, w_hh, reverse, batch_first);
+  const Dims d = dims_of(x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
   rnncore::BackwardArgs<T> a;
