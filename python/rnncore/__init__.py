@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import reference
+from . import (
+    callbacks,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    reference,
+    utils,
+)
 from ._core import get_num_threads, set_num_threads
+from .layers import Input
+from .models import Sequential
 from .ops import (
     Cache,
     gru,
@@ -26,6 +37,8 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "Cache",
+    "Input",
+    "Sequential",
     "__version__",
     "get_num_threads",
     "gru",
@@ -34,7 +47,14 @@ __all__ = [
     "lstm",
     "lstm_backward",
     "lstm_forward",
+    "callbacks",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
     "reference",
+    "utils",
     "rnn",
     "rnn_backward",
     "rnn_forward",

@@ -1,0 +1,63 @@
+"""Element-wise activations for Dense/Conv1D/TimeDistributed: forward and its gradient.
+
+Each activation's backward needs only the forward input `a` and output `y`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["get"]
+
+
+def _sigmoid(a):
+    return 0.5 * (np.tanh(0.5 * a) + 1.0)  # stable for large |a|
+
+
+def _softmax(a):
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_grad(a, y, dy):
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+def _elu(a):
+    return np.where(a > 0, a, np.expm1(np.minimum(a, 0)))
+
+
+# name -> (forward(a), backward(a, y, dy))
+_TABLE = {
+    "linear": (lambda a: a, lambda a, y, dy: dy),
+    "relu": (lambda a: np.maximum(a, 0), lambda a, y, dy: dy * (a > 0)),
+    "tanh": (np.tanh, lambda a, y, dy: dy * (1 - y * y)),
+    "sigmoid": (_sigmoid, lambda a, y, dy: dy * y * (1 - y)),
+    "softmax": (_softmax, _softmax_grad),
+    "softplus": (lambda a: np.logaddexp(0, a), lambda a, y, dy: dy * _sigmoid(a)),
+    "elu": (_elu, lambda a, y, dy: dy * np.where(a > 0, 1, y + 1)),
+}
+NAMES = tuple(_TABLE)
+
+
+class Activation:
+    """A named activation: `y = act(a)`, `da = act.backward(a, y, dy)`."""
+
+    def __init__(self, name):
+        self.name = name
+        self._forward, self._backward = _TABLE[name]
+
+    def __call__(self, a):
+        return self._forward(a)
+
+    def backward(self, a, y, dy):
+        return self._backward(a, y, dy)
+
+
+def get(name, argument="activation") -> Activation:
+    """The activation called `name` (None means linear); a clear error for unknown names."""
+    if name is None:
+        name = "linear"
+    if not isinstance(name, str) or name not in _TABLE:
+        raise ValueError(f"{argument}: unknown activation {name!r}; expected one of {NAMES}")
+    return Activation(name)

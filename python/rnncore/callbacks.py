@@ -1,0 +1,220 @@
+"""Training callbacks with Keras's names, arguments and behaviour."""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]
+
+
+class Callback:
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+class _Monitor(Callback):
+    """Tracks the best value of a logged quantity (min for losses/errors, max otherwise)."""
+
+    def __init__(self, monitor, mode, min_delta):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        if mode == "auto":
+            mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+        self.mode = mode
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def improved(self, value) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def current(self, logs):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"{type(self).__name__}: '{self.monitor}' is not in the logs "
+                f"(available: {sorted(logs or {})}); skipping",
+                stacklevel=3,
+            )
+        return value
+
+
+class EarlyStopping(_Monitor):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0,
+        patience=0,
+        verbose=0,
+        mode="auto",
+        baseline=None,
+        restore_best_weights=False,
+        start_from_epoch=0,
+    ):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.verbose, self.baseline = int(patience), verbose, baseline
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_weights, self.best_epoch = 0, 0, None, 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        if self.baseline is not None:
+            self.best = float(self.baseline)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.current(logs)
+        if value is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(
+                    f"Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(_Monitor):
+    """Saves the model (atomically) after each epoch, or only when `monitor` improves."""
+
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+    ):
+        super().__init__(monitor, mode, 0)
+        self.filepath, self.verbose = str(filepath), verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            value = self.current(logs)
+            if value is None or not self.improved(value):
+                return
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{value:.5f}, saving model to {path}")  # fmt: skip
+            self.best = value
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class ReduceLROnPlateau(_Monitor):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
+        if not 0 < factor < 1:
+            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
+        super().__init__(monitor, mode, min_delta)
+        self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.wait = self.cooldown_counter = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.current(logs)
+        if value is None:
+            return
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                opt = self.model.optimizer
+                new_lr = max(opt.learning_rate * self.factor, self.min_lr)
+                if new_lr < opt.learning_rate:
+                    if self.verbose:
+                        print(
+                            f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                            f"to {new_lr}."
+                        )
+                    opt.learning_rate = new_lr
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at each epoch start to schedule(epoch, current_lr)."""
+
+    def __init__(self, schedule, verbose=0):
+        if not callable(schedule):
+            raise TypeError("schedule: expected a callable (epoch, lr) -> lr")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = self.schedule(epoch, self.model.optimizer.learning_rate)
+        if not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr) or lr < 0:
+            raise ValueError(
+                f"LearningRateScheduler: schedule returned {lr!r}, expected a float >= 0"
+            )
+        self.model.optimizer.learning_rate = float(lr)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+
+class TerminateOnNaN(Callback):
+    """Stops training as soon as a batch's loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training", file=sys.stdout)
+            self.model.stop_training = True

@@ -1,0 +1,190 @@
+"""Losses with Keras's names and formulas, each giving its value and its gradient.
+
+Every loss reduces the last axis per sample (like Keras), then averages the per-sample values
+over the batch (and over unmasked time steps when the output carries a mask).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "Huber",
+    "Loss",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "SparseCategoricalCrossentropy",
+    "get",
+]
+
+EPSILON = 1e-7  # Keras's clipping of probabilities
+
+
+def _shape(a):
+    return tuple(int(s) for s in a.shape)
+
+
+class Loss:
+    name = "loss"
+    sparse = False
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def check(self, y_true, y_pred):
+        """y_true as a float array shaped like y_pred, or a clear ValueError."""
+        y_true = np.asarray(y_true)
+        if y_true.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: labels must be numeric, got dtype {y_true.dtype}")
+        if y_true.shape != y_pred.shape:
+            if y_true.shape + (1,) == y_pred.shape:
+                y_true = y_true[..., None]
+            else:
+                raise ValueError(
+                    f"{self.name}: labels shape {_shape(y_true)} does not match the model "
+                    f"output shape {_shape(y_pred)}"
+                )
+        return y_true.astype(y_pred.dtype, copy=False)
+
+    def per_sample(self, y_true, y_pred):
+        """(values shaped y_pred.shape[:-1], d(values)/d(y_pred))."""
+        raise NotImplementedError
+
+    def value_and_grad(self, y_true, y_pred, weights=None):
+        """Mean loss and its gradient w.r.t. y_pred; `weights` (y_pred.shape[:-1]) mask it."""
+        y_true = self.check(y_true, y_pred)
+        values, dvalues = self.per_sample(y_true, y_pred)
+        if weights is None:
+            weights = np.ones(values.shape, y_pred.dtype)
+        total = max(float(weights.sum()), 1e-12)
+        value = float((values * weights).sum() / total)
+        return value, dvalues * (weights / total)[..., None]
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
+        return self.value_and_grad(y_true, y_pred)[0]
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def per_sample(self, t, p):
+        e = p - t
+        return (e * e).mean(axis=-1), 2 * e / e.shape[-1]
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def per_sample(self, t, p):
+        e = p - t
+        return np.abs(e).mean(axis=-1), np.sign(e) / e.shape[-1]
+
+
+class Huber(Loss):
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        super().__init__()
+        self.delta = float(delta)
+
+    def per_sample(self, t, p):
+        e, d = p - t, self.delta
+        small = np.abs(e) <= d
+        v = np.where(small, 0.5 * e * e, d * (np.abs(e) - 0.5 * d))
+        g = np.where(small, e, d * np.sign(e))
+        return v.mean(axis=-1), g / e.shape[-1]
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class BinaryCrossentropy(Loss):
+    name = "binary_crossentropy"
+
+    def check(self, y_true, y_pred):
+        y_true = super().check(y_true, y_pred)
+        if y_true.size and (y_true.min() < 0 or y_true.max() > 1):
+            raise ValueError(f"{self.name}: labels must be in [0, 1], got range "
+                             f"[{y_true.min()}, {y_true.max()}]")  # fmt: skip
+        return y_true
+
+    def per_sample(self, t, p):
+        n = p.shape[-1]
+        if self.from_logits:
+            v = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
+            return v.mean(axis=-1), (0.5 * (np.tanh(0.5 * p) + 1) - t) / n
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        v = -(t * np.log(q) + (1 - t) * np.log(1 - q))
+        g = (-t / q + (1 - t) / (1 - q)) * ((p > EPSILON) & (p < 1 - EPSILON))
+        return v.mean(axis=-1), g / n
+
+
+class CategoricalCrossentropy(Loss):
+    name = "categorical_crossentropy"
+
+    def per_sample(self, t, p):
+        if self.from_logits:
+            z = p - p.max(axis=-1, keepdims=True)
+            log_sm = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+            return -(t * log_sm).sum(axis=-1), np.exp(log_sm) * t.sum(axis=-1, keepdims=True) - t
+        s = p.sum(axis=-1, keepdims=True)
+        q = p / s  # Keras renormalises the probabilities, then clips them
+        qc = np.clip(q, EPSILON, 1 - EPSILON)
+        gq = -t / qc * ((q > EPSILON) & (q < 1 - EPSILON))
+        return -(t * np.log(qc)).sum(axis=-1), (gq - (gq * q).sum(axis=-1, keepdims=True)) / s
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    name = "sparse_categorical_crossentropy"
+    sparse = True
+
+    def check(self, y_true, y_pred):
+        y_true = np.asarray(y_true)
+        n = y_pred.shape[-1]
+        if y_true.shape == y_pred.shape[:-1] + (1,) and n != 1:
+            y_true = y_true[..., 0]
+        if y_true.shape != y_pred.shape[:-1]:
+            raise ValueError(
+                f"{self.name}: expected integer labels of shape {_shape(y_pred)[:-1]} "
+                f"(one class id per output), got {_shape(y_true)}"
+            )
+        if y_true.dtype.kind == "f" and np.any(y_true != np.round(y_true)):
+            raise ValueError(f"{self.name}: labels must be integer class ids")
+        if y_true.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: labels must be integer class ids, got {y_true.dtype}")
+        ids = y_true.astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(
+                f"{self.name}: labels must be class ids in [0, {n}), got range "
+                f"[{ids.min()}, {ids.max()}]"
+            )
+        onehot = np.zeros(y_pred.shape, y_pred.dtype)
+        np.put_along_axis(onehot, ids[..., None], 1, axis=-1)
+        return onehot
+
+
+_CLASSES = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "huber_loss": Huber,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(loss) -> Loss:
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in _CLASSES:
+        return _CLASSES[loss]()
+    raise ValueError(f"loss: unknown loss {loss!r}; expected a Loss or one of {tuple(_CLASSES)}")

@@ -1,0 +1,54 @@
+"""Metrics for compile(metrics=[...]): per-sample values averaged over an epoch.
+
+"accuracy" picks the variant that fits the loss, as Keras does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import losses as losses_mod
+
+__all__ = ["get"]
+
+
+def binary_accuracy(t, p, loss):
+    threshold = 0.0 if loss.from_logits else 0.5
+    return ((p > threshold) == (t > 0.5)).mean(axis=-1)
+
+
+def categorical_accuracy(t, p, loss):
+    return (p.argmax(axis=-1) == t.argmax(axis=-1)).astype(p.dtype)
+
+
+def mse(t, p, loss):
+    return ((p - t) ** 2).mean(axis=-1)
+
+
+def mae(t, p, loss):
+    return np.abs(p - t).mean(axis=-1)
+
+
+class Metric:
+    """A named metric: `values(y_true, y_pred)` gives one value per sample (and step)."""
+
+    def __init__(self, name, fn, loss):
+        self.name, self._fn, self._loss = name, fn, loss
+
+    def values(self, y_true, y_pred):
+        # The loss already validated the labels; reuse its conversion (e.g. sparse -> one-hot).
+        t = self._loss.check(y_true, y_pred)
+        return self._fn(t, y_pred, self._loss)
+
+
+def get(name, loss: losses_mod.Loss, output_dim: int) -> Metric:
+    if name in ("accuracy", "acc"):
+        if isinstance(loss, losses_mod.CategoricalCrossentropy):
+            return Metric("accuracy", categorical_accuracy, loss)
+        if isinstance(loss, losses_mod.BinaryCrossentropy) or output_dim == 1:
+            return Metric("accuracy", binary_accuracy, loss)
+        return Metric("accuracy", categorical_accuracy, loss)
+    table = {"mse": mse, "mean_squared_error": mse, "mae": mae, "mean_absolute_error": mae}
+    if name in table:
+        return Metric(name, table[name], loss)
+    raise ValueError(f"metrics: unknown metric {name!r}; expected 'accuracy', 'mae' or 'mse'")

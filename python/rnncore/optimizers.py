@@ -1,0 +1,145 @@
+"""Optimizers with Keras's names, defaults and update rules.
+
+An optimizer updates parameter arrays in place from a dict of gradients keyed like the
+parameters; its per-parameter slots (moments) are keyed the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "get"]
+
+
+def _positive(name, value, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or not np.isfinite(value):
+        raise ValueError(f"{name}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.clipnorm = None if clipnorm is None else _positive("clipnorm", clipnorm)
+        self.clipvalue = None if clipvalue is None else _positive("clipvalue", clipvalue)
+        self.global_clipnorm = (
+            None if global_clipnorm is None else _positive("global_clipnorm", global_clipnorm)
+        )
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
+        self.iterations = 0
+        self.slots: dict = {}
+
+    def _clip(self, grads: dict) -> dict:
+        if self.clipvalue is not None:
+            return {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
+        if self.clipnorm is not None:
+            out = {}
+            for k, g in grads.items():
+                n = float(np.sqrt((g * g).sum()))
+                out[k] = g * (self.clipnorm / n) if n > self.clipnorm else g
+            return out
+        if self.global_clipnorm is not None:
+            n = float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
+            if n > self.global_clipnorm:
+                return {k: g * (self.global_clipnorm / n) for k, g in grads.items()}
+        return grads
+
+    def apply(self, params: dict, grads: dict) -> None:
+        """params[k] -= update(grads[k]) in place, for every k in grads."""
+        grads = self._clip(grads)
+        self.iterations += 1
+        for k, g in grads.items():
+            p = params[k]
+            p -= self._step(k, p, g.astype(p.dtype, copy=False)).astype(p.dtype, copy=False)
+
+    def _slot(self, key, name, like, fill=0.0):
+        slots = self.slots.setdefault(key, {})
+        if name not in slots:
+            slots[name] = np.full_like(like, fill)
+        return slots[name]
+
+    def _step(self, key, p, g):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate}
+
+
+class SGD(Optimizer):
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.momentum = _positive("momentum", momentum, allow_zero=True)
+        self.nesterov = bool(nesterov)
+
+    def _step(self, key, p, g):
+        lr = self.learning_rate
+        if self.momentum == 0:
+            return lr * g
+        m = self._slot(key, "m", p)
+        m *= self.momentum
+        m -= lr * g
+        return -(self.momentum * m - lr * g) if self.nesterov else -m
+
+
+class Adam(Optimizer):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _step(self, key, p, g):
+        t = self.iterations
+        m, v = self._slot(key, "m", p), self._slot(key, "v", p)
+        m += (g - m) * (1 - self.beta_1)
+        v += (g * g - v) * (1 - self.beta_2)
+        lr = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        return lr * m / (np.sqrt(v) + self.epsilon)
+
+
+class RMSprop(Optimizer):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+        self.momentum = _positive("momentum", momentum, allow_zero=True)
+
+    def _step(self, key, p, g):
+        v = self._slot(key, "v", p)
+        v *= self.rho
+        v += (1 - self.rho) * g * g
+        inc = self.learning_rate * g / (np.sqrt(v) + self.epsilon)
+        if self.momentum == 0:
+            return inc
+        m = self._slot(key, "m", p)
+        m *= self.momentum
+        m += inc
+        return m
+
+
+class Adagrad(Optimizer):
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = (
+            float(initial_accumulator_value),
+            float(epsilon),
+        )
+
+    def _step(self, key, p, g):
+        acc = self._slot(key, "acc", p, self.initial_accumulator_value)
+        acc += g * g
+        return self.learning_rate * g / (np.sqrt(acc) + self.epsilon)
+
+
+_CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def get(optimizer) -> Optimizer:
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in _CLASSES:
+        return _CLASSES[optimizer.lower()]()
+    raise ValueError(
+        f"optimizer: unknown optimizer {optimizer!r}; expected an Optimizer or one of "
+        f"{tuple(_CLASSES)}"
+    )
