@@ -182,6 +182,17 @@ _CLASSES = {
 }
 
 
+def serialize(loss: Loss) -> dict:
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(spec) -> Loss:
+    classes = {cls.__name__: cls for cls in _CLASSES.values()}
+    if not isinstance(spec, dict) or spec.get("class_name") not in classes:
+        raise ValueError(f"loss spec: expected one of {tuple(classes)}, got {spec!r:.200}")
+    return classes[spec["class_name"]](**spec.get("config", {}))
+
+
 def get(loss) -> Loss:
     if isinstance(loss, Loss):
         return loss

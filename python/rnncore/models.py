@@ -358,6 +358,14 @@ class Sequential:
             "rnncore_version": __version__,
             "architecture": json.dumps({"class_name": "Sequential", "config": self.get_config()}),
         }
+        if self.loss is not None:
+            metadata["compile"] = json.dumps(
+                {
+                    "optimizer": optimizers_mod.serialize(self.optimizer),
+                    "loss": losses_mod.serialize(self.loss),
+                    "metrics": self.metric_names,
+                }
+            )
         _safetensors.write(path, tensors, metadata)
 
     save_weights = save
@@ -480,6 +488,16 @@ def load_model(path) -> Sequential:
     for spec in cfg["layers"]:
         model.add(layers_mod.deserialize(spec))
     model._assign_tensors(path, tensors)
+    if "compile" in metadata:  # compiled as when saved (fresh optimizer state)
+        try:
+            spec = json.loads(metadata["compile"])
+            model.compile(
+                optimizers_mod.deserialize(spec["optimizer"]),
+                losses_mod.deserialize(spec["loss"]),
+                spec["metrics"],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: invalid compile settings in metadata ({e})") from None
     return model
 
 

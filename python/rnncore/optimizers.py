@@ -64,11 +64,16 @@ class Optimizer:
     def _step(self, key, p, g):
         raise NotImplementedError
 
+    config_keys: tuple = ()
+
     def get_config(self):
-        return {"learning_rate": self.learning_rate}
+        keys = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm") + self.config_keys
+        return {k: getattr(self, k) for k in keys}
 
 
 class SGD(Optimizer):
+    config_keys = ("momentum", "nesterov")
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.momentum = _positive("momentum", momentum, allow_zero=True)
@@ -85,6 +90,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    config_keys = ("beta_1", "beta_2", "epsilon")
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
@@ -99,6 +106,8 @@ class Adam(Optimizer):
 
 
 class RMSprop(Optimizer):
+    config_keys = ("rho", "momentum", "epsilon")
+
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.rho, self.epsilon = float(rho), float(epsilon)
@@ -118,6 +127,8 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
+    config_keys = ("initial_accumulator_value", "epsilon")
+
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value, self.epsilon = (
@@ -132,6 +143,17 @@ class Adagrad(Optimizer):
 
 
 _CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(spec) -> Optimizer:
+    classes = {cls.__name__: cls for cls in _CLASSES.values()}
+    if not isinstance(spec, dict) or spec.get("class_name") not in classes:
+        raise ValueError(f"optimizer spec: expected one of {tuple(classes)}, got {spec!r:.200}")
+    return classes[spec["class_name"]](**spec.get("config", {}))
 
 
 def get(optimizer) -> Optimizer:
