@@ -91,6 +91,7 @@ def make_case(
     bias=True,
     h0=True,
     dh_n=True,
+    recurrent_mask=False,
 ) -> Case:
     rng = np.random.default_rng(seed)
     GH = cell.gates * H
@@ -106,6 +107,8 @@ def make_case(
     }
     if cell.has_c:
         arrays["c0"] = rng.standard_normal((B, H)) * 0.5 if h0 else None
+    if recurrent_mask:  # variational dropout with p = 0.3
+        arrays["recurrent_mask"] = (rng.random((B, H)) >= 0.3) / 0.7
     if isinstance(lengths, str) and lengths == "ragged":
         lens = rng.integers(0, T + 1, B)
         lens[: min(B, 2)] = [T, 0][: min(B, 2)]  # the extremes: a full row and an empty one

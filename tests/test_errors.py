@@ -148,3 +148,12 @@ def test_private_module_checks_its_contract():
             None,
             None,
         )
+
+
+def test_recurrent_mask_shape_and_dtype():
+    x = np.zeros((3, 2, 4), np.float32)
+    w_ih, w_hh = np.zeros((5, 4), np.float32), np.zeros((5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"recurrent_mask: expected shape \(B, H\) = \(2, 5\)"):
+        rnncore.rnn_forward(x, w_ih, w_hh, recurrent_mask=np.ones((5, 2), np.float32))
+    with pytest.raises(TypeError, match="recurrent_mask"):
+        rnncore.rnn_forward(x, w_ih, w_hh, recurrent_mask=np.ones((2, 5)))

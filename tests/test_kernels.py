@@ -82,6 +82,17 @@ VARIANTS = list(itertools.product([None, "ragged"], [False, True], [False, True]
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("lengths,reverse", [(None, False), ("ragged", True), ("ragged", False)])
+def test_recurrent_dropout_mask(cell, lengths, reverse, threads):
+    for n in (1, 2):
+        threads(n)
+        case = make_case(cell, 8, 5, 6, 21, seed=4, lengths=lengths, reverse=reverse,
+                         recurrent_mask=True)  # fmt: skip
+        _compare(case, F64_TOL)
+        _compare(case.astype(np.float32), F32_TOL)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("lengths,reverse,batch_first,bias", VARIANTS)
 def test_every_variant_combination(cell, lengths, reverse, batch_first, bias):
     for h0 in (False, True):

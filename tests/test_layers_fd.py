@@ -156,7 +156,9 @@ def test_recurrent(cell, mask, return_sequences, go_backwards):
 
 @pytest.mark.parametrize("cell", sorted(RECURRENT))
 def test_recurrent_state_outputs_and_dropout(cell):
-    layer = RECURRENT[cell](return_state=True, dropout=0.3, zero_output_for_mask=True, **F64)
+    layer = RECURRENT[cell](
+        return_state=True, dropout=0.3, recurrent_dropout=0.4, zero_output_for_mask=True, **F64
+    )
     check_layer(layer, _x(4, 7, 3), _mask("right"))
 
 
@@ -261,3 +263,15 @@ def test_from_logits(loss_cls):
     else:
         y = rng.integers(0, 2, (3, 4)).astype(float)
     _model_fd(model, rng.standard_normal((3, 5, 2)), y)
+
+
+@pytest.mark.parametrize("cell", sorted(RECURRENT))
+def test_recurrent_dropout_acts_only_in_training(cell):
+    x = _x(4, 7, 3)
+    layer = RECURRENT[cell](recurrent_dropout=0.5, return_sequences=True, **F64)
+    plain = layer(x)
+    assert np.array_equal(plain, layer(x))  # inference: no dropout
+    a, b = layer(x, training=True), layer(x, training=True)
+    assert not np.allclose(a, plain) and not np.allclose(a, b)  # a fresh mask per call
+    # the first step sees h0 = 0, so the recurrent mask cannot change it
+    assert np.allclose(a[:, 0], plain[:, 0])

@@ -13,6 +13,8 @@ VARIANTS = {
     "ragged_reverse": {"reverse": True},
     "batch_first_reverse": {"batch_first": True, "reverse": True},
     "no_bias_no_h0": {"bias": False, "h0": False, "lengths": None},
+    "recurrent_mask": {"recurrent_mask": True},
+    "recurrent_mask_reverse": {"recurrent_mask": True, "reverse": True, "batch_first": True},
 }
 
 

@@ -92,7 +92,7 @@ template <typename T>
 py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                         const py::object& b_ih, const py::object& b_hh, const py::object& h0,
                         const py::object& c0, const py::object& lengths, bool reverse,
-                        bool batch_first, bool training) {
+                        bool batch_first, bool training, const py::object& h_mask) {
   const Dims d = dims_of(x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
@@ -105,6 +105,7 @@ py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, co
   a.h0 = checked<T>(h0, "h0", {d.B, d.H});
   a.c0 = lstm ? checked<T>(c0, "c0", {d.B, d.H}) : nullptr;
   a.lengths = checked_lengths(lengths, d);
+  a.h_mask = checked<T>(h_mask, "h_mask", {d.B, d.H});
   py::array_t<T> y(seq_shape(d, d.H)), h_n(std::vector<int64_t>{d.B, d.H});
   py::object c_n = maybe_array<T>(lstm, {d.B, d.H});
   py::object ws =
@@ -125,7 +126,7 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
                          const py::array& w_hh, bool has_b_ih, bool has_b_hh,
                          const py::object& lengths, bool reverse, bool batch_first,
                          const py::object& workspace, const py::object& dy, const py::object& dh_n,
-                         const py::object& dc_n) {
+                         const py::object& dc_n, const py::object& h_mask) {
   const Dims d = dims_of(x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
@@ -134,6 +135,7 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
   a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.I}, false);
   a.w_hh = checked<T>(w_hh, "w_hh", {GH, d.H}, false);
   a.lengths = checked_lengths(lengths, d);
+  a.h_mask = checked<T>(h_mask, "h_mask", {d.B, d.H});
   a.workspace =
       checked<T>(workspace, "workspace",
                  {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))}, false);
@@ -168,19 +170,19 @@ bool is_float64(const py::array& x) {
 py::tuple forward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                   const py::object& b_ih, const py::object& b_hh, const py::object& h0,
                   const py::object& c0, const py::object& lengths, bool reverse, bool batch_first,
-                  bool training) {
+                  bool training, const py::object& h_mask) {
   auto run = is_float64(x) ? forward_typed<double> : forward_typed<float>;
   return run(to_cell(cell), x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first,
-             training);
+             training, h_mask);
 }
 
 py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                    bool has_b_ih, bool has_b_hh, const py::object& lengths, bool reverse,
                    bool batch_first, const py::object& workspace, const py::object& dy,
-                   const py::object& dh_n, const py::object& dc_n) {
+                   const py::object& dh_n, const py::object& dc_n, const py::object& h_mask) {
   auto run = is_float64(x) ? backward_typed<double> : backward_typed<float>;
   return run(to_cell(cell), x, w_ih, w_hh, has_b_ih, has_b_hh, lengths, reverse, batch_first,
-             workspace, dy, dh_n, dc_n);
+             workspace, dy, dh_n, dc_n, h_mask);
 }
 
 py::dict build_info() {
@@ -205,12 +207,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("forward", &forward, "One recurrent layer forward; returns (y, h_n, c_n, workspace).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("batch_first"), py::arg("training"));
+        py::arg("batch_first"), py::arg("training"), py::arg("h_mask") = py::none());
   m.def("backward", &backward,
         "One recurrent layer backward; returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("has_b_ih"),
         py::arg("has_b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("batch_first"),
-        py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
+        py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
+        py::arg("h_mask") = py::none());
   m.def(
       "set_num_threads",
       [](int n) {

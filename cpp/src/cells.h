@@ -159,18 +159,19 @@ void gru_rb_backward_phase1(int64_t H, int64_t j0, int64_t j1, const T* gates, c
   }
 }
 
-// Phase 2: drh = d(r*h_prev) from the second GEMM gives dr; gates receive dGx.
+// Phase 2: drh = d(r*(m*h_prev)) from the second GEMM gives dr; gates receive dGx.
+// m is the recurrent dropout mask row (ones without dropout).
 template <typename T>
 void gru_rb_backward_phase2(int64_t H, int64_t j0, int64_t j1, T* gates, const T* h_prev,
-                            const T* dh, const T* drh, T* dg, T* direct) {
+                            const T* m, const T* dh, const T* drh, T* dg, T* direct) {
   for (int64_t j = j0; j < j1; ++j) {
     const T r = gates[j], z = gates[H + j];
-    const T dr = drh[j] * h_prev[j] * r * (T(1) - r);
+    const T dr = drh[j] * (h_prev[j] * m[j]) * r * (T(1) - r);
     dg[j] = dr;
     gates[j] = dr;
     gates[H + j] = dg[H + j];
     gates[2 * H + j] = dg[2 * H + j];
-    direct[j] = dh[j] * z + drh[j] * r;
+    direct[j] = dh[j] * z + drh[j] * r * m[j];
   }
 }
 

@@ -117,11 +117,13 @@ void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_i
 // Forward state that lives only during the loop.
 template <typename T>
 struct ForwardState {
-  Buffer<T> h2;  // [2, B, H] h_prev / h_new, alternating by step parity
-  Buffer<T> c;   // [B, H] LSTM cell state (updated in place, unit slices per thread)
-  Buffer<T> hh;  // [B, G*H] recurrent projection of this step
-  Buffer<T> rh;  // [B, H] GRU reset_before: r * h_prev
-  ForwardState(int64_t B, int64_t H, int64_t GH) : h2(2 * B * H), c(B * H), hh(B * GH), rh(B * H) {}
+  Buffer<T> h2;   // [2, B, H] h_prev / h_new, alternating by step parity
+  Buffer<T> c;    // [B, H] LSTM cell state (updated in place, unit slices per thread)
+  Buffer<T> hh;   // [B, G*H] recurrent projection of this step
+  Buffer<T> rh;   // [B, H] GRU reset_before: r * h_prev
+  Buffer<T> hm2;  // [2, B, H] h * h_mask, by step parity like h2 (only with a mask)
+  ForwardState(int64_t B, int64_t H, int64_t GH, bool masked)
+      : h2(2 * B * H), c(B * H), hh(B * GH), rh(B * H), hm2(masked ? 2 * B * H : 0) {}
 };
 
 template <typename T>
@@ -162,18 +164,20 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const T* hp = st.h2.data() + (s & 1) * B * H;  // [B, H]
   T* hn = st.h2.data() + ((s + 1) & 1) * B * H;  // [B, H]
+  // [B, H] what W_hh multiplies: h_prev, or h_prev * h_mask under recurrent dropout
+  const T* hg = a.h_mask ? st.hm2.data() + (s & 1) * B * H : hp;
   const Rows<T> hh_rows = dense_rows(st.hh.data(), GH);
   const bool rb = g.cell == Cell::GruResetBefore;
   // Recurrent projection of this thread's units, every gate (r, z only for reset_before).
   for (int64_t q = 0; q < (rb ? 2 : g.G); ++q)
-    gemm_nn<T>(0, B, q * H + j0, q * H + j1, H, dense_rows(hp, H), w_hh_t, ld, hh_rows, false);
+    gemm_nn<T>(0, B, q * H + j0, q * H + j1, H, dense_rows(hg, H), w_hh_t, ld, hh_rows, false);
   if (rb) {
     for (int64_t b = 0; b < B; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
       T* rh = st.rh.data() + b * H;
       gru_rb_forward_phase1(H, j0, j1, gates + (t * B + b) * GH, st.hh.data() + b * GH, a.b_hh,
-                            hp + b * H, rh);
+                            hg + b * H, rh);
       if (ws.extra) copy_n(rh + j0, j1 - j0, ws.extra + (t * B + b) * H + j0);
     }
     team_barrier(nth);  // the n-gate GEMM reads every unit of r*h_prev
@@ -185,6 +189,11 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
       forward_row(g, a, ws, st, gates, b, s, j0, j1, hp + b * H, hn + b * H);
     else
       copy_n(hp + b * H + j0, j1 - j0, hn + b * H + j0);  // padded: state carries
+  }
+  if (a.h_mask) {  // the next step's GEMM input, this thread's units
+    T* hm_next = st.hm2.data() + ((s + 1) & 1) * B * H;
+    for (int64_t i = 0; i < B * H; i += H)
+      for (int64_t j = j0; j < j1; ++j) hm_next[i + j] = hn[i + j] * a.h_mask[i + j];
   }
 }
 
@@ -202,12 +211,14 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   Buffer<T> w_hh_t(H * ld);  // [H, G*H] (leading dimension ld)
   transpose_into(a.w_hh, g.GH, H, w_hh_t.data(), ld);
 
-  ForwardState<T> st(B, H, g.GH);
+  ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr);
   Buffer<T> zero_bias(a.b_hh ? 0 : g.GH);  // [G*H]
   ForwardArgs<T> args = a;
   if (!a.b_hh) args.b_hh = zero_bias.data();
   copy_or_zero(st.h2.data(), a.h0, B * H);
   if (g.is_lstm()) copy_or_zero(st.c.data(), a.c0, B * H);
+  if (a.h_mask)
+    for (int64_t i = 0; i < B * H; ++i) st.hm2.data()[i] = st.h2.data()[i] * a.h_mask[i];
   if (a.lengths) fill_zero(a.y, TB * H);  // padded steps output zeros
   if (a.workspace) {
     fill_zero(ws.hslots, (d.T + 1) * B * H);
@@ -245,14 +256,20 @@ struct BackwardState {
   Buffer<T> direct;  // [B, H] part of dh_prev that bypasses W_hh (GRU)
   Buffer<T> drh;     // [B, H] GRU reset_before: d(r*h_prev)
   Buffer<T> rec;     // [B, H] dG·W_hh for this thread's units
-  BackwardState(int64_t B, int64_t H, int64_t GH)
+  Buffer<T> ones;    // [B, H] stands in for h_mask without recurrent dropout
+  const T* mask;     // [B, H] h_mask or ones
+  BackwardState(int64_t B, int64_t H, int64_t GH, const T* h_mask)
       : dh(B * H),
         dc(B * H),
         dg2(2 * B * GH),
         dh_cur(B * H),
         direct(B * H),
         drh(B * H),
-        rec(B * H) {}
+        rec(B * H),
+        ones(h_mask ? 0 : B * H),
+        mask(h_mask ? h_mask : ones.data()) {
+    for (int64_t i = 0; !h_mask && i < B * H; ++i) ones.data()[i] = T(1);
+  }
 };
 
 template <typename T>
@@ -301,8 +318,9 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
       gru_rb_backward_phase2(H, j0, j1, ws.gates + (t * B + b) * GH,
-                             ws.hslots + (g.prev_slot(t) * B + b) * H, st.dh_cur.data() + b * H,
-                             st.drh.data() + b * H, dg + b * GH, st.direct.data() + b * H);
+                             ws.hslots + (g.prev_slot(t) * B + b) * H, st.mask + b * H,
+                             st.dh_cur.data() + b * H, st.drh.data() + b * H, dg + b * GH,
+                             st.direct.data() + b * H);
     }
     team_barrier(nth);
     rec_gates = 2;
@@ -313,7 +331,8 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
     T* dh = st.dh.data() + b * H;
     const T* rec = st.rec.data() + b * H;
     const T* direct = st.direct.data() + b * H;
-    for (int64_t j = j0; j < j1; ++j) dh[j] = rec[j] + (g.is_gru() ? direct[j] : T(0));
+    const T* m = st.mask + b * H;
+    for (int64_t j = j0; j < j1; ++j) dh[j] = rec[j] * m[j] + (g.is_gru() ? direct[j] : T(0));
   }
 }
 
@@ -366,7 +385,7 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   // GRU reset_after's recurrent-projection gradient differs from dGx in the n gate.
   Buffer<T> owned_dgh(cell == Cell::Gru ? d.T * B * GH : 0);  // [T, B, G*H]
   T* dgh = cell == Cell::Gru ? owned_dgh.data() : ws.gates;
-  BackwardState<T> st(B, H, GH);
+  BackwardState<T> st(B, H, GH, a.h_mask);
   copy_or_zero(st.dh.data(), a.dh_n, B * H);
   if (g.is_lstm()) copy_or_zero(st.dc.data(), a.dc_n, B * H);
 
@@ -375,6 +394,9 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
     for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, dgh, s, nth, j0, j1);
   });
 
+  if (a.h_mask)  // dW_hh multiplies the masked states; the loop no longer needs the plain ones
+    for (int64_t slot = 0; slot <= d.T; ++slot)
+      for (int64_t i = 0; i < B * H; ++i) ws.hslots[slot * B * H + i] *= a.h_mask[i];
   weight_and_input_gradients(g, a, ws, dgh);
   copy_n(st.dh.data(), B * H, a.dh0);
   if (g.is_lstm()) copy_n(st.dc.data(), B * H, a.dc0);

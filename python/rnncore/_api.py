@@ -28,9 +28,16 @@ def functions(_forward, _backward):
         reverse=False,
         batch_first=False,
         training=True,
+        recurrent_mask=None,
     ):
-        """LSTM layer forward. Returns (y, h_n, c_n, cache); cache is None when training=False."""
-        call = prepare("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first)
+        """LSTM layer forward. Returns (y, h_n, c_n, cache); cache is None when training=False.
+
+        recurrent_mask (B, H), optional: multiplies the state entering every recurrent matrix
+        product (variational recurrent dropout; pass the mask already scaled by 1/(1-p)).
+        """
+        call = prepare(
+            "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, recurrent_mask
+        )
         return _forward(call, training)
 
     def lstm_backward(cache, dy, dh_n=None, dc_n=None) -> dict:
@@ -49,6 +56,7 @@ def functions(_forward, _backward):
         lengths=None,
         reverse=False,
         batch_first=False,
+        recurrent_mask=None,
     ):
         """LSTM inference. Returns (y, h_n, c_n)."""
         y, h_n, c_n, _ = lstm_forward(
@@ -63,6 +71,7 @@ def functions(_forward, _backward):
             reverse=reverse,
             batch_first=batch_first,
             training=False,
+            recurrent_mask=recurrent_mask,
         )
         return y, h_n, c_n
 
@@ -79,6 +88,7 @@ def functions(_forward, _backward):
         reverse=False,
         batch_first=False,
         training=True,
+        recurrent_mask=None,
     ):
         """GRU layer forward. Returns (y, h_n, cache); cache is None when training=False."""
         call = prepare(
@@ -93,6 +103,7 @@ def functions(_forward, _backward):
             lengths,
             reverse,
             batch_first,
+            recurrent_mask,
         )
         y, h_n, _, cache = _forward(call, training)
         return y, h_n, cache
@@ -113,6 +124,7 @@ def functions(_forward, _backward):
         lengths=None,
         reverse=False,
         batch_first=False,
+        recurrent_mask=None,
     ):
         """GRU inference. Returns (y, h_n)."""
         y, h_n, _ = gru_forward(
@@ -127,6 +139,7 @@ def functions(_forward, _backward):
             reverse=reverse,
             batch_first=batch_first,
             training=False,
+            recurrent_mask=recurrent_mask,
         )
         return y, h_n
 
@@ -143,6 +156,7 @@ def functions(_forward, _backward):
         reverse=False,
         batch_first=False,
         training=True,
+        recurrent_mask=None,
     ):
         """SimpleRNN layer forward. Returns (y, h_n, cache); cache is None when training=False."""
         call = prepare(
@@ -157,6 +171,7 @@ def functions(_forward, _backward):
             lengths,
             reverse,
             batch_first,
+            recurrent_mask,
         )
         y, h_n, _, cache = _forward(call, training)
         return y, h_n, cache
@@ -177,6 +192,7 @@ def functions(_forward, _backward):
         lengths=None,
         reverse=False,
         batch_first=False,
+        recurrent_mask=None,
     ):
         """SimpleRNN inference. Returns (y, h_n)."""
         y, h_n, _ = rnn_forward(
@@ -191,6 +207,7 @@ def functions(_forward, _backward):
             reverse=reverse,
             batch_first=batch_first,
             training=False,
+            recurrent_mask=recurrent_mask,
         )
         return y, h_n
 

@@ -15,6 +15,7 @@ def forward(
     reverse: bool,
     batch_first: bool,
     training: bool,
+    h_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]: ...
 def backward(
     cell: int,
@@ -30,6 +31,7 @@ def backward(
     dy: np.ndarray | None,
     dh_n: np.ndarray | None,
     dc_n: np.ndarray | None,
+    h_mask: np.ndarray | None = None,
 ) -> tuple[
     np.ndarray,
     np.ndarray,

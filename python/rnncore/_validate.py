@@ -97,6 +97,7 @@ class Call:
     lengths: np.ndarray | None  # [B] int64
     reverse: bool
     batch_first: bool
+    recurrent_mask: np.ndarray | None  # [B, H] multiplies h before every h·W_hhᵀ
     T: int
     B: int
     I: int
@@ -107,7 +108,9 @@ class Call:
         return (self.B, self.T, self.H) if self.batch_first else (self.T, self.B, self.H)
 
 
-def prepare(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first) -> Call:
+def prepare(
+    kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, recurrent_mask=None
+) -> Call:
     reverse = flag("reverse", reverse)
     batch_first = flag("batch_first", batch_first)
     x = as_float_array("x", x)
@@ -129,7 +132,10 @@ def prepare(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_fir
     h0 = optional_array("h0", h0, x.dtype, (B, H), "(B, H)")
     c0 = optional_array("c0", c0, x.dtype, (B, H), "(B, H)")
     lengths = as_lengths(lengths, B, T)
-    return Call(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, T, B, I, H)
+    mask = optional_array("recurrent_mask", recurrent_mask, x.dtype, (B, H), "(B, H)")
+    return Call(
+        kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, mask, T, B, I, H
+    )
 
 
 def prepare_grads(call: Call, dy, dh_n, dc_n):

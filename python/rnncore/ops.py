@@ -60,6 +60,7 @@ def _forward(call: Call, training):
         call.reverse,
         call.batch_first,
         training,
+        call.recurrent_mask,
     )
     return y, h_n, c_n, (Cache(call, ws) if training else None)
 
@@ -82,6 +83,7 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
         dy,
         dh_n,
         dc_n,
+        call.recurrent_mask,
     )
     cache.workspace = None  # consumed: backward overwrote it with gate gradients
     grads = {"dx": dx, "dw_ih": dw_ih, "dw_hh": dw_hh, "db_ih": db_ih, "db_hh": db_hh, "dh0": dh0}

@@ -51,44 +51,46 @@ def _bias(b, n, dtype):
 def _cell_forward(call: Call, x, h, c):
     """One step for the whole batch: returns (h_new, c_new, saved values for backward)."""
     H, kind = call.H, call.kind
+    hm = h if call.recurrent_mask is None else h * call.recurrent_mask  # what W_hh multiplies
     xg = x @ call.w_ih.T + _bias(call.b_ih, call.w_ih.shape[0], x.dtype)
     b_hh = _bias(call.b_hh, call.w_hh.shape[0], x.dtype)
     if kind == "gru_reset_before":
-        r = sigmoid(xg[:, :H] + h @ call.w_hh[:H].T + b_hh[:H])
-        z = sigmoid(xg[:, H : 2 * H] + h @ call.w_hh[H : 2 * H].T + b_hh[H : 2 * H])
-        rh = r * h
+        r = sigmoid(xg[:, :H] + hm @ call.w_hh[:H].T + b_hh[:H])
+        z = sigmoid(xg[:, H : 2 * H] + hm @ call.w_hh[H : 2 * H].T + b_hh[H : 2 * H])
+        rh = r * hm
         n = np.tanh(xg[:, 2 * H :] + rh @ call.w_hh[2 * H :].T + b_hh[2 * H :])
-        return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "rh": rh}
-    hg = h @ call.w_hh.T + b_hh
+        return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "rh": rh, "hm": hm}
+    hg = hm @ call.w_hh.T + b_hh
     if kind == "rnn_tanh":
         h_new = np.tanh(xg + hg)
-        return h_new, None, {"h": h_new}
+        return h_new, None, {"h": h_new, "hm": hm}
     if kind == "rnn_relu":
         h_new = np.maximum(xg + hg, 0)
-        return h_new, None, {"h": h_new}
+        return h_new, None, {"h": h_new, "hm": hm}
     if kind == "lstm":
         a = xg + hg
         i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H]), sigmoid(a[:, 3 * H :])
         g = np.tanh(a[:, 2 * H : 3 * H])
         c_new = f * c + i * g
-        return o * np.tanh(c_new), c_new, {"i": i, "f": f, "g": g, "o": o, "c": c_new}
+        return o * np.tanh(c_new), c_new, {"i": i, "f": f, "g": g, "o": o, "c": c_new, "hm": hm}
     # gru, reset_after
     r = sigmoid(xg[:, :H] + hg[:, :H])
     z = sigmoid(xg[:, H : 2 * H] + hg[:, H : 2 * H])
     hn = hg[:, 2 * H :]
     n = np.tanh(xg[:, 2 * H :] + r * hn)
-    return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "hn": hn}
+    return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "hn": hn, "hm": hm}
 
 
 def _cell_backward(call: Call, st: dict, dh, dc):
     """Gradients of one step. Returns (dxg, dW_hh, dbh, dh_prev, dc_prev), where dxg is the
     gradient of the input projection x·W_ihᵀ + b_ih and dbh the gradient of b_hh."""
     H, kind, w_hh = call.H, call.kind, call.w_hh
-    h_prev = st["h_prev"]
+    h_prev, hm = st["h_prev"], st["hm"]
+    m = 1 if call.recurrent_mask is None else call.recurrent_mask
     if kind in ("rnn_tanh", "rnn_relu"):
         h = st["h"]
         da = dh * (1 - h * h) if kind == "rnn_tanh" else dh * (h > 0)
-        return da, da.T @ h_prev, da.sum(0), da @ w_hh, None
+        return da, da.T @ hm, da.sum(0), (da @ w_hh) * m, None
     if kind == "lstm":
         i, f, g, o, c = st["i"], st["f"], st["g"], st["o"], st["c"]
         tc = np.tanh(c)
@@ -102,7 +104,7 @@ def _cell_backward(call: Call, st: dict, dh, dc):
             ],
             axis=1,
         )
-        return d, d.T @ h_prev, d.sum(0), d @ w_hh, dct * f
+        return d, d.T @ hm, d.sum(0), (d @ w_hh) * m, dct * f
     r, z, n = st["r"], st["z"], st["n"]
     dn = dh * (1 - z) * (1 - n * n)
     dz = dh * (h_prev - n) * z * (1 - z)
@@ -110,14 +112,14 @@ def _cell_backward(call: Call, st: dict, dh, dc):
         dr = dn * st["hn"] * r * (1 - r)
         dxg = np.concatenate([dr, dz, dn], axis=1)
         dhg = np.concatenate([dr, dz, dn * r], axis=1)
-        return dxg, dhg.T @ h_prev, dhg.sum(0), dh * z + dhg @ w_hh, None
+        return dxg, dhg.T @ hm, dhg.sum(0), dh * z + (dhg @ w_hh) * m, None
     # gru_reset_before
     drh = dn @ w_hh[2 * H :]
-    dr = drh * h_prev * r * (1 - r)
+    dr = drh * hm * r * (1 - r)
     drz = np.concatenate([dr, dz], axis=1)
     dxg = np.concatenate([drz, dn], axis=1)
-    dw_hh = np.concatenate([drz.T @ h_prev, dn.T @ st["rh"]], axis=0)
-    return dxg, dw_hh, dxg.sum(0), dh * z + drh * r + drz @ w_hh[: 2 * H], None
+    dw_hh = np.concatenate([drz.T @ hm, dn.T @ st["rh"]], axis=0)
+    return dxg, dw_hh, dxg.sum(0), dh * z + (drh * r + drz @ w_hh[: 2 * H]) * m, None
 
 
 def _time_major(a, batch_first):

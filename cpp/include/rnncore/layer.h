@@ -44,6 +44,7 @@ struct ForwardArgs {
   const T* h0 = nullptr;             // [B, H] or nullptr (zeros)
   const T* c0 = nullptr;             // [B, H] or nullptr (zeros); LSTM only
   const int64_t* lengths = nullptr;  // [B] in [0, T], or nullptr (all T)
+  const T* h_mask = nullptr;         // [B, H] multiplies h before every h·W_hhᵀ (recurrent dropout)
   T* y = nullptr;                    // [T, B, H] or [B, T, H]
   T* h_n = nullptr;                  // [B, H]
   T* c_n = nullptr;                  // [B, H]; LSTM only
@@ -56,6 +57,7 @@ struct BackwardArgs {
   const T* w_ih = nullptr;           // as in forward
   const T* w_hh = nullptr;           // as in forward
   const int64_t* lengths = nullptr;  // as in forward
+  const T* h_mask = nullptr;         // as in forward
   T* workspace = nullptr;            // filled by the training forward; consumed here
   const T* dy = nullptr;             // like y, or nullptr (zeros)
   const T* dh_n = nullptr;           // [B, H] or nullptr (zeros)
