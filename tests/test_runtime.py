@@ -59,8 +59,29 @@ def test_cli_info():
         assert word in out.stdout
 
 
-def test_cli_demo_self_check_passes():
-    out = _cli("demo", "--threads", "1")
+def test_cli_demo_quick_trains_every_forecaster_and_plots(tmp_path):
+    png = tmp_path / "demo.png"
+    out = _cli("demo", "--quick", "--threads", "1", "--plot", str(png))
+    assert out.returncode == 0, out.stdout + out.stderr
+    table = out.stdout[out.stdout.index("valid MSE") :]
+    for name in ["naive", "linear", "simple_rnn_1", "deep_rnn", "lstm", "gru"]:
+        assert name in table
+    assert "Epoch 3/3" in out.stdout and "val_loss" in out.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
+
+
+def test_cli_demo_plot_without_matplotlib_says_how_to_get_it(tmp_path):
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from rnncore.cli import main; "
+        f"sys.exit(main(['demo', '--quick', '--plot', {str(tmp_path / 'x.png')!r}]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "pip install 'rnncore[plot]'" in out.stdout
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_selfcheck_passes():
+    out = _cli("selfcheck", "--threads", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "all cells match the reference" in out.stdout
     for cell in ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"]:

@@ -1,4 +1,4 @@
-"""The `rnncore` command: `rnncore info` and `rnncore demo`."""
+"""The `rnncore` command: `info`, `demo` (the forecasting tutorial), `selfcheck`, `bench`."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def self_check(seed: int = 0) -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def _demo(args) -> int:
+def _selfcheck(args) -> int:
     import rnncore
 
     if args.threads:
@@ -87,10 +87,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiler, OpenMP, threads, instruction set")
-    demo = sub.add_parser("demo", help="run the demo")
+    demo = sub.add_parser("demo", help="train and compare the classic one-step forecasters")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=0, help="kernel threads (default: all cores)")
-    demo.add_argument("--quick", action="store_true", help="a smaller run")
+    demo.add_argument("--quick", action="store_true", help="a smaller, shorter run")
+    demo.add_argument("--plot", metavar="PATH", help="write forecasts and learning curves (PNG)")
+    check = sub.add_parser("selfcheck", help="kernels vs the NumPy reference, every cell")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--threads", type=int, default=0, help="kernel threads (default: all cores)")
     bench = sub.add_parser("bench", help="time rnncore against the installed peers")
     bench.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     bench.add_argument("--quick", action="store_true", help="shorter timing budget per case")
@@ -100,7 +104,11 @@ def main(argv=None) -> int:
         from . import bench as bench_module
 
         return bench_module.main(args)
-    return {"info": _info, "demo": _demo}[args.command](args)
+    if args.command == "demo":
+        from . import demo as demo_module
+
+        return demo_module.main(args)
+    return {"info": _info, "selfcheck": _selfcheck}[args.command](args)
 
 
 if __name__ == "__main__":

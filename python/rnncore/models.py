@@ -510,6 +510,7 @@ class Progbar:
         self.target, self.verbose = max(target, 1), verbose
         self.stream = stream or sys.stdout
         self.start = self.last_draw = time.perf_counter()
+        self.drawn = 0  # length of the line on screen, so a shorter one can blank it out
 
     @staticmethod
     def _values(logs):
@@ -527,10 +528,7 @@ class Progbar:
             "=" * max(done - 1, 0) + (">" if done < self.WIDTH else "=") + "." * (self.WIDTH - done)
         )
         eta = (now - self.start) / current * (self.target - current)
-        self.stream.write(
-            f"\r{current}/{self.target} [{bar}] - ETA: {eta:.0f}s{self._values(logs)}"
-        )
-        self.stream.flush()
+        self._draw(f"{current}/{self.target} [{bar}] - ETA: {eta:.0f}s{self._values(logs)}")
 
     def finish(self, logs):
         if not self.verbose:
@@ -538,8 +536,10 @@ class Progbar:
         elapsed = time.perf_counter() - self.start
         per_step = elapsed / self.target * 1000
         bar = f" [{'=' * self.WIDTH}]" if self.verbose == 1 else ""
-        self.stream.write(
-            f"\r{self.target}/{self.target}{bar} - {elapsed:.0f}s {per_step:.0f}ms/step"
-            f"{self._values(logs)}\n"
-        )
+        line = f"{self.target}/{self.target}{bar} - {elapsed:.0f}s {per_step:.0f}ms/step"
+        self._draw(line + self._values(logs), end="\n")
+
+    def _draw(self, line, end=""):
+        self.stream.write("\r" + line.ljust(self.drawn) + end)
         self.stream.flush()
+        self.drawn = 0 if end else len(line)
