@@ -1,0 +1,39 @@
+"""Every script in examples/ runs in its quick mode and prints what it promises."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+def _run(script, *args):
+    out = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick", *args],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_hihello():
+    out = _run("hihello.py")
+    assert "prediction:" in out and "SimpleRNN activation=relu" in out
+
+
+def test_noisy_sine(tmp_path):
+    out = _run("noisy_sine.py", "--plot", str(tmp_path / "p.png"))
+    assert "SimpleRNN  test MSE" in out and "LSTM       test MSE" in out
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_char_lm():
+    out = _run("char_lm.py")
+    assert out.count("-- temperature") == 3
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_has_a_quick_mode(script):
+    assert "--quick" in (EXAMPLES / script).read_text()
