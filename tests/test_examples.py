@@ -37,3 +37,11 @@ def test_char_lm():
 @pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_has_a_quick_mode(script):
     assert "--quick" in (EXAMPLES / script).read_text()
+
+
+def test_forecasting(tmp_path):
+    out = _run("forecasting.py", "--plot", str(tmp_path / "f.png"))
+    for what in ["1 ahead: deep RNN", "10 ahead: deep RNN, iterated", "seq2seq LSTM", "seq2seq GRU",
+                 "Conv1D + GRU", "WaveNet", "MC dropout", "within ±2 std"]:  # fmt: skip
+        assert what in out
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
