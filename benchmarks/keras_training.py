@@ -15,20 +15,8 @@ import os
 import statistics
 import time
 
-import numpy as np
-
 import rnncore
-
-
-def generate_time_series(batch_size, n_steps, seed=42):
-    """The tutorial's series: two sines with random frequencies and offsets, plus noise."""
-    rng = np.random.default_rng(seed)
-    freq1, freq2, offsets1, offsets2 = rng.random((4, batch_size, 1))
-    t = np.linspace(0, 1, n_steps)
-    series = 0.5 * np.sin((t - offsets1) * (freq1 * 10 + 10))
-    series += 0.2 * np.sin((t - offsets2) * (freq2 * 20 + 20))
-    series += 0.1 * (rng.random((batch_size, n_steps)) - 0.5)
-    return series[..., np.newaxis].astype(np.float32)
+from rnncore.data import generate_time_series
 
 
 def epoch_times(fit_one_epoch, epochs):

@@ -286,25 +286,20 @@ class Sequential:
         for b in range(n_batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
             stats = self._batch_stats(x[idx], y[idx], training=True)
-            for k, (s, n) in stats.items():
-                ps, pn = totals.get(k, (0.0, 0.0))
-                totals[k] = (ps + s, pn + n)
-            logs = {k: s / max(n, 1e-12) for k, (s, n) in totals.items()}
-            self._bar.update(b + 1, logs)
+            _accumulate(totals, stats)
+            self._bar.update(b + 1, _means(totals))
             for cb in cbs:
-                cb.on_train_batch_end(b, {"loss": stats["loss"][0] / max(stats["loss"][1], 1e-12)})
+                cb.on_train_batch_end(b, {"loss": _means(stats)["loss"]})
             if self.stop_training:
                 break
-        return {k: s / max(n, 1e-12) for k, (s, n) in totals.items()}
+        return _means(totals)
 
     def _evaluate_logs(self, x, y, batch_size):
         totals: dict = {}
         for start in range(0, len(x), batch_size):
             sl = slice(start, start + batch_size)
-            for k, (s, n) in self._batch_stats(x[sl], y[sl], training=False).items():
-                ps, pn = totals.get(k, (0.0, 0.0))
-                totals[k] = (ps + s, pn + n)
-        return {k: s / max(n, 1e-12) for k, (s, n) in totals.items()}
+            _accumulate(totals, self._batch_stats(x[sl], y[sl], training=False))
+        return _means(totals)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         """The loss (a float), or [loss, *metrics] when compiled with metrics."""
@@ -428,6 +423,17 @@ class Sequential:
         out += [line, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                 f"Non-trainable params: {total - trainable:,}"]  # fmt: skip
         print_fn("\n".join(out))
+
+
+def _accumulate(totals: dict, stats: dict) -> None:
+    """Adds a batch's {name: (weighted sum, weight)} into running totals of the same form."""
+    for k, (s, n) in stats.items():
+        ps, pn = totals.get(k, (0.0, 0.0))
+        totals[k] = (ps + s, pn + n)
+
+
+def _means(totals: dict) -> dict:
+    return {k: s / max(n, 1e-12) for k, (s, n) in totals.items()}
 
 
 def _set_default_dtype(layer, dtype):
