@@ -45,3 +45,20 @@ def test_forecasting(tmp_path):
                  "Conv1D + GRU", "WaveNet", "MC dropout", "within ±2 std"]:  # fmt: skip
         assert what in out
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sentiment_offline_synthetic():
+    out = _run("sentiment.py", "--offline")
+    assert "SYNTHETIC reviews (not IMDB)" in out and "test accuracy" in out
+    assert out.count("P(positive)") == 3
+
+
+def test_sentiment_reads_an_aclimdb_folder_and_an_npz(tmp_path):
+    from test_text_datasets import _write_acl, _write_npz
+
+    _write_acl(tmp_path / "aclImdb")
+    out = _run("sentiment.py", "--data", str(tmp_path / "aclImdb"), "--num-words", "50")
+    assert "IMDB reviews from" in out and "4 train" not in out and "test accuracy" in out
+    _write_npz(tmp_path / "imdb.npz", n_train=40, n_test=10)
+    out = _run("sentiment.py", "--data", str(tmp_path / "imdb.npz"), "--num-words", "100")
+    assert "IMDB from" in out and "36 train / 4 valid / 10 test" in out

@@ -81,6 +81,19 @@ def test_unknown_names_and_unsupported_options():
         L.Bidirectional(L.LSTM(2), merge_mode="max")
 
 
+def test_empty_datasets():
+    m = _model()
+    x, y = np.zeros((4, 5, 2)), np.zeros(4, dtype=int)
+    with pytest.raises(ValueError, match="x: expected at least one sample"):
+        m.fit(x[:0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match="validation data: expected at least one sample"):
+        m.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)
+    with pytest.raises(ValueError, match="validation data: expected at least one sample"):
+        m.fit(x[:1], y[:1], validation_split=0.1, verbose=0)
+    with pytest.raises(ValueError, match="x: expected at least one sample"):
+        m.evaluate(x[:0], y[:0])
+
+
 def test_fit_before_compile():
     m = rnncore.Sequential([L.Dense(1, input_shape=(3,))])
     with pytest.raises(RuntimeError, match="compile"):

@@ -6,12 +6,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import (
     callbacks,
+    data,
+    datasets,
     layers,
     losses,
     metrics,
     models,
     optimizers,
     reference,
+    text,
     utils,
 )
 from ._core import get_num_threads, set_num_threads
@@ -48,12 +51,15 @@ __all__ = [
     "lstm_backward",
     "lstm_forward",
     "callbacks",
+    "data",
+    "datasets",
     "layers",
     "losses",
     "metrics",
     "models",
     "optimizers",
     "reference",
+    "text",
     "utils",
     "rnn",
     "rnn_backward",

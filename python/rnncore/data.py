@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["generate_time_series", "time_series_splits"]
+__all__ = ["generate_time_series", "stratified_split", "time_series_splits"]
 
 
 def generate_time_series(batch_size, n_steps, seed=None) -> np.ndarray:
@@ -25,3 +25,27 @@ def time_series_splits(n_series=10000, n_steps=50, ahead=1, seed=42):
     x, y = series[:, :n_steps], series[:, n_steps:, 0]
     a, b = int(0.7 * n_series), int(0.9 * n_series)
     return {"train": (x[:a], y[:a]), "valid": (x[a:b], y[a:b]), "test": (x[b:], y[b:])}
+
+
+def stratified_split(x, y, fraction, seed=0):
+    """((x_a, y_a), (x_b, y_b)) with `fraction` of each class's rows in b, both shuffled,
+    so a small validation set keeps the class balance of the whole."""
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x and y: expected the same number of rows, got {len(x)} and {len(y)}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"fraction: expected a float in (0, 1), got {fraction!r}")
+    rng = np.random.default_rng(seed)
+    a_rows, b_rows = [], []
+    for label in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        n_b = int(round(fraction * len(rows)))
+        if len(rows) >= 2:  # every class with two rows or more appears on both sides
+            n_b = min(max(n_b, 1), len(rows) - 1)
+        b_rows.append(rows[:n_b])
+        a_rows.append(rows[n_b:])
+    a, b = (rng.permutation(np.concatenate(r)) for r in (a_rows, b_rows))
+    take = (
+        (lambda rows: x[rows]) if isinstance(x, np.ndarray) else (lambda rows: [x[i] for i in rows])
+    )
+    return (take(a), y[a]), (take(b), y[b])

@@ -232,6 +232,7 @@ class Sequential:
     ):
         self._require_compiled("fit")
         x, y = self._prepare_x(x), _check_y(x, y)
+        _require_samples("x", x)
         batch_size = _batch_size(batch_size)
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
@@ -247,7 +248,10 @@ class Sequential:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data: expected a tuple (x_val, y_val)")
             vx = self._prepare_x(validation_data[0])
-            validation_data = (vx, _check_y(vx, validation_data[1]))
+            validation_data = (
+                _require_samples("validation data", vx),
+                _check_y(vx, validation_data[1]),
+            )
         if self._rng is None:
             self._rng = new_generator()
         history = self.history = History()
@@ -304,7 +308,7 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         """The loss (a float), or [loss, *metrics] when compiled with metrics."""
         self._require_compiled("evaluate")
-        x = self._prepare_x(x)
+        x = _require_samples("x", self._prepare_x(x))
         logs = self._evaluate_logs(x, _check_y(x, y), _batch_size(batch_size))
         if verbose:
             Progbar(_num_batches(len(x), _batch_size(batch_size)), verbose).finish(logs)
@@ -441,6 +445,13 @@ def _set_default_dtype(layer, dtype):
         layer.dtype = dtype
     for sub in layer.sublayers():
         _set_default_dtype(sub, dtype)
+
+
+def _require_samples(name, x):
+    """Losses and metrics are means over samples: an empty set has none to average."""
+    if len(x) == 0:
+        raise ValueError(f"{name}: expected at least one sample, got an empty array")
+    return x
 
 
 def _batch_size(batch_size):

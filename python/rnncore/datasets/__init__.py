@@ -1,0 +1,6 @@
+"""Datasets of the classic RNN tutorials: real ones read from the user's files (or downloaded
+with checksum verification), plus labelled synthetic stand-ins that need no network."""
+
+from . import imdb
+
+__all__ = ["imdb"]
