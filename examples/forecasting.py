@@ -4,9 +4,10 @@ One step ahead: naive, linear, SimpleRNN(1), deep SimpleRNN. Ten steps ahead thr
 one-step model run iteratively, a Dense(10) vector output, and sequence-to-sequence (every
 step predicts the next 10; scored on the last step). Then LSTM and GRU sequence-to-sequence,
 Conv1D(20, 4, strides 2) -> GRU -> GRU, a WaveNet-style stack of causal dilated Conv1D, and
-MC-dropout forecasts with error bars. Prints one table of validation MSE.
+a layer-normalised SimpleRNN sequence-to-sequence, and MC-dropout forecasts with error bars.
+Prints one table of validation MSE; with several --seeds, also their mean ± std (markdown).
 
-    python examples/forecasting.py [--quick] [--seed S] [--plot forecasting.png]
+    python examples/forecasting.py [--quick] [--seeds 0 1 2] [--plot forecasting.png]
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import numpy as np
 
 import rnncore
 from rnncore.data import generate_time_series
-from rnncore.layers import GRU, LSTM, Conv1D, Dense, Flatten, SimpleRNN, TimeDistributed
+from rnncore.layers import (
+    GRU,
+    LSTM,
+    Conv1D,
+    Dense,
+    Flatten,
+    LayerNormSimpleRNN,
+    SimpleRNN,
+    TimeDistributed,
+)
 
 N_STEPS, AHEAD = 50, 10
 
@@ -54,12 +64,32 @@ def seq2seq(layers):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", metavar="PATH")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S")
+    ap.add_argument("--plot", metavar="PATH", help="MC-dropout forecasts of the first seed")
     args = ap.parse_args(argv)
-    n_series, epochs = (1000, 1) if args.quick else (10000, 20)
-    rnncore.utils.set_random_seed(args.seed)
-    d = make_data(n_series, 42 + args.seed)
+    runs = []
+    for i, seed in enumerate(args.seeds):
+        print(f"== seed {seed}")
+        runs.append(chapter(seed, args.quick, args.plot if i == 0 else None))
+    if len(runs) > 1:
+        summarize(args.seeds, runs)
+
+
+def summarize(seeds, runs):
+    print(f"\n| experiment | validation MSE, mean ± std over seeds {seeds} | published | time |")
+    print("|---|---|---|---|")
+    for k, (name, _, _, published) in enumerate(runs[0]):
+        values = np.array([run[k][1] for run in runs])
+        seconds = np.mean([run[k][2] for run in runs])
+        print(f"| {name} | {values.mean():.4f} ± {values.std():.4f} | {published or '–'} | "
+              f"{seconds:.1f} s |")  # fmt: skip
+
+
+def chapter(seed, quick, plot_path):
+    """Every experiment once: [(name, validation MSE, seconds, published or None)]."""
+    n_series, epochs = (1000, 1) if quick else (10000, 20)
+    rnncore.utils.set_random_seed(seed)
+    d = make_data(n_series, 42 + seed)
     (x_tr, x_va), (y1_tr, y1_va) = d["x"], d["y1"]
     (y10_tr, y10_va), (ys_tr, ys_va) = d["y10"], d["yseq"]
     rows = []
@@ -104,6 +134,10 @@ def main(argv=None):
         "seq2seq SimpleRNN": [SimpleRNN(20, **rs), SimpleRNN(20, **rs)],
         "seq2seq LSTM": [LSTM(20, **rs), LSTM(20, **rs)],
         "seq2seq GRU": [GRU(20, **rs), GRU(20, **rs)],
+        "seq2seq layer-normalised SimpleRNN": [
+            LayerNormSimpleRNN(20, **rs),
+            LayerNormSimpleRNN(20, **rs),
+        ],
         "Conv1D + GRU": [Conv1D(20, 4, strides=2, padding="valid"), GRU(20, **rs), GRU(20, **rs)],
         "WaveNet (causal dilated Conv1D)": [
             Conv1D(20, 2, padding="causal", dilation_rate=r, activation="relu")
@@ -125,13 +159,14 @@ def main(argv=None):
                                  SimpleRNN(20, dropout=0.1, recurrent_dropout=0.1, **rs),
                                  SimpleRNN(20, dropout=0.1, recurrent_dropout=0.1),
                                  Dense(AHEAD)]), x_tr, y10_tr, (x_va, y10_va), epochs)  # fmt: skip
-    draws = np.stack([mc(x_va, training=True) for _ in range(20 if args.quick else 100)])
+    draws = np.stack([mc(x_va, training=True) for _ in range(20 if quick else 100)])
     mean, std = draws.mean(axis=0), draws.std(axis=0)
     record("10 ahead: MC dropout (mean of draws)", mse(mean, y10_va), t)
     inside = float(np.mean(np.abs(y10_va - mean) <= 2 * std))
     print(f"   MC dropout: mean std {std.mean():.4f}; {inside:.0%} of true values within ±2 std")
-    if args.plot:
-        plot(args.plot, x_va, y10_va, mean, std)
+    if plot_path:
+        plot(plot_path, x_va, y10_va, mean, std)
+    return rows
 
 
 def plot(path, x, y, mean, std):

@@ -40,11 +40,13 @@ def test_every_example_has_a_quick_mode(script):
 
 
 def test_forecasting(tmp_path):
-    out = _run("forecasting.py", "--plot", str(tmp_path / "f.png"))
-    for what in ["1 ahead: deep RNN", "10 ahead: deep RNN, iterated", "seq2seq LSTM", "seq2seq GRU",
-                 "Conv1D + GRU", "WaveNet", "MC dropout", "within ±2 std"]:  # fmt: skip
+    out = _run("forecasting.py", "--plot", str(tmp_path / "f.png"), "--seeds", "0", "1")
+    for what in ["1 ahead: deep RNN", "10 ahead: deep RNN, iterated", "seq2seq LSTM",
+                 "seq2seq GRU", "layer-normalised", "Conv1D + GRU", "WaveNet", "MC dropout",
+                 "within ±2 std"]:  # fmt: skip
         assert what in out
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert "mean ± std over seeds [0, 1]" in out and out.count("== seed") == 2
 
 
 def test_sentiment_offline_synthetic():

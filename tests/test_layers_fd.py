@@ -162,6 +162,20 @@ def test_recurrent_state_outputs_and_dropout(cell):
     check_layer(layer, _x(4, 7, 3), _mask("right"))
 
 
+@pytest.mark.parametrize("mask", ["none", "right", "gaps"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_layer_norm_simple_rnn(mask, return_sequences, go_backwards, activation):
+    layer = L.LayerNormSimpleRNN(
+        5, activation, return_sequences=return_sequences, go_backwards=go_backwards, **F64
+    )
+    layer.ensure_built((4, 7, 3))
+    layer.params["gamma"][:] = np.linspace(0.5, 1.5, 5)  # away from the ones/zeros init
+    layer.params["beta"][:] = np.linspace(-0.2, 0.2, 5)
+    assert check_layer(layer, _x(4, 7, 3), _mask(mask)) == 5
+
+
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
 @pytest.mark.parametrize("mask", ["none", "right", "left"])
 def test_bidirectional(merge_mode, mask):

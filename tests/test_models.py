@@ -248,3 +248,26 @@ def test_gradient_clipping():
     p = {"a": np.zeros(2)}
     opt.apply(p, {"a": np.array([3.0, -0.1])})
     assert np.allclose(p["a"], [-0.5, 0.1])
+
+
+def test_layer_norm_simple_rnn_forward_matches_the_cell_formula(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    mask = np.ones((3, 6), bool)
+    mask[1, 4:] = False  # right padding: the state is carried over masked steps
+    layer = L.LayerNormSimpleRNN(4, return_sequences=True, go_backwards=True)
+    y = layer(x, mask=mask)
+    k, rk, b, gamma, beta = layer.get_weights()
+    assert layer.count_params() == 2 * 4 + 4 * 4 + 3 * 4
+    h = np.zeros((3, 4))
+    for j, t in enumerate(reversed(range(6))):  # go_backwards: last step first
+        a = x[:, t] @ k + h @ rk + b
+        ln = (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + 1e-3)
+        h = np.where(mask[:, t, None], np.tanh(gamma * ln + beta), h)
+        np.testing.assert_allclose(y[:, j], h, rtol=1e-5, atol=1e-6)
+    model = rnncore.Sequential([rnncore.Input((6, 2)), L.LayerNormSimpleRNN(4), L.Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(x, rng.standard_normal((3, 1)), epochs=2, verbose=0)
+    model.save(tmp_path / "ln.safetensors")
+    back = load_model(tmp_path / "ln.safetensors")
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
