@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 
@@ -125,15 +126,19 @@ def make_case(
     )
 
 
-def import_torch():
-    """torch, or a skip; with RNNCORE_REQUIRE_PEERS=1 a missing peer is a failure."""
+def import_peer(name):
+    """The module `name` (torch, onnx, onnxruntime, h5py), or a skip; with
+    RNNCORE_REQUIRE_PEERS=1 a missing peer is a failure."""
     try:
-        import torch
+        return importlib.import_module(name)
     except ImportError:
         if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":
-            pytest.fail("RNNCORE_REQUIRE_PEERS=1 but torch is not installed")
-        pytest.skip("torch is not installed (pip install '.[compare]')")
-    return torch
+            pytest.fail(f"RNNCORE_REQUIRE_PEERS=1 but {name} is not installed")
+        pytest.skip(f"{name} is not installed (pip install '.[compare]')")
+
+
+def import_torch():
+    return import_peer("torch")
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ _name_counts: Counter = Counter()
 
 
 def _auto_name(cls_name: str) -> str:
-    base = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", cls_name).lower()
+    base = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", cls_name).lower()  # as Keras: Conv1D -> conv1d
     with _name_lock:
         n = _name_counts[base]
         _name_counts[base] += 1
