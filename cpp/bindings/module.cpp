@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -185,6 +186,98 @@ py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py
              workspace, dy, dh_n, dc_n, h_mask);
 }
 
+// State and pre-transposed weights of one streaming layer (rnncore.Stream). A step runs
+// with the GIL released; a second concurrent step on the same object is refused, not raced.
+template <typename T>
+class StreamCore {
+ public:
+  StreamCore(int cell, const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
+             const py::object& b_hh, int64_t batch)
+      : cell_(to_cell(cell)), B_(batch) {
+    if (w_ih.ndim() != 2 || w_hh.ndim() != 2)
+      throw py::value_error("w_ih, w_hh: expected 2 dimensions");
+    G_ = rnncore::gate_count(cell_);
+    H_ = w_hh.shape(1);
+    I_ = w_ih.shape(1);
+    const int64_t GH = G_ * H_;
+    if (B_ < 1) throw py::value_error("batch_size: expected a positive int");
+    w_ih_t_ = transposed(checked<T>(w_ih, "w_ih", {GH, I_}, false), GH, I_);
+    w_hh_t_ = transposed(checked<T>(w_hh, "w_hh", {GH, H_}, false), GH, H_);
+    b_ih_ = copied(checked<T>(b_ih, "b_ih", {GH}), GH);
+    b_hh_ = copied(checked<T>(b_hh, "b_hh", {GH}), GH);
+    h_.assign(B_ * H_, T(0));
+    c_.assign(cell_ == Cell::Lstm ? B_ * H_ : 0, T(0));
+    gx_.assign(B_ * GH, T(0));
+    gh_.assign(B_ * GH, T(0));
+    rh_.assign(B_ * H_, T(0));
+  }
+
+  void step(const py::object& x) {
+    const T* xp = checked<T>(x, "x_t", {B_, I_}, false);
+    bool expected = false;
+    if (!busy_.compare_exchange_strong(expected, true))
+      throw std::runtime_error(
+          "Stream.step: this Stream is already stepping in another thread; give each thread "
+          "its own Stream");
+    rnncore::StepArgs<T> a;
+    a.x = xp;
+    a.w_ih_t = w_ih_t_.data();
+    a.w_hh_t = w_hh_t_.data();
+    a.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();
+    a.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
+    a.h = h_.data();
+    a.c = c_.empty() ? nullptr : c_.data();
+    a.gx = gx_.data();
+    a.gh = gh_.data();
+    a.rh = rh_.data();
+    {
+      py::gil_scoped_release release;
+      rnncore::stream_step<T>(cell_, B_, I_, H_, a);
+    }
+    busy_.store(false);
+  }
+
+  // A view of the state buffer (`which` 0: h, 1: c) that keeps this object alive.
+  py::object state(py::object self, int which) {
+    std::vector<T>& buf = which ? c_ : h_;
+    if (buf.empty()) return py::none();
+    return py::array_t<T>({B_, H_}, {H_ * (int64_t)sizeof(T), (int64_t)sizeof(T)}, buf.data(),
+                          self);
+  }
+
+ private:
+  static std::vector<T> transposed(const T* w, int64_t rows, int64_t cols) {
+    std::vector<T> out(rows * cols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < cols; ++k) out[k * rows + r] = w[r * cols + k];
+    return out;
+  }
+  static std::vector<T> copied(const T* v, int64_t n) {
+    return v ? std::vector<T>(v, v + n) : std::vector<T>();
+  }
+
+  Cell cell_;
+  int64_t B_, G_ = 1, H_ = 0, I_ = 0;
+  std::vector<T> w_ih_t_, w_hh_t_;  // [I, G*H], [H, G*H]
+  std::vector<T> b_ih_, b_hh_;      // [G*H] or empty
+  std::vector<T> h_, c_;            // [B, H] state (c_ empty unless LSTM)
+  std::vector<T> gx_, gh_, rh_;     // [B, G*H], [B, G*H], [B, H] scratch
+  std::atomic<bool> busy_{false};
+};
+
+template <typename T>
+void bind_stream(py::module_& m, const char* name) {
+  py::class_<StreamCore<T>>(m, name)
+      .def(py::init<int, const py::array&, const py::array&, const py::object&, const py::object&,
+                    int64_t>(),
+           py::arg("cell"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
+           py::arg("batch_size"))
+      .def("step", &StreamCore<T>::step, py::arg("x_t"))
+      .def("state", [](py::object self, int which) {
+        return self.cast<StreamCore<T>&>().state(self, which);
+      });
+}
+
 py::dict build_info() {
   py::dict info;
 #if defined(__clang__)
@@ -223,5 +316,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("n"));
   m.def("get_num_threads", &rnncore::get_num_threads);
+  bind_stream<float>(m, "Stream32");
+  bind_stream<double>(m, "Stream64");
   m.def("build_info", &build_info);
 }

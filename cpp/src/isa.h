@@ -3,12 +3,14 @@
 
 #include "rnncore/layer.h"
 
-#define RNNCORE_DECLARE_KERNELS(ns)                                        \
-  namespace ns {                                                           \
-  template <typename T>                                                    \
-  void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);   \
-  template <typename T>                                                    \
-  void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a); \
+#define RNNCORE_DECLARE_KERNELS(ns)                                                   \
+  namespace ns {                                                                      \
+  template <typename T>                                                               \
+  void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);              \
+  template <typename T>                                                               \
+  void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);            \
+  template <typename T>                                                               \
+  void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a); \
   }
 
 namespace rnncore {

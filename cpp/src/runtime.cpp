@@ -98,6 +98,19 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   }
 }
 
+template <typename T>
+void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a) {
+  switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+    case Isa::Avx512: return avx512::stream_step<T>(cell, B, I, H, a);
+    case Isa::Avx2: return avx2::stream_step<T>(cell, B, I, H, a);
+#endif
+    default: return generic::stream_step<T>(cell, B, I, H, a);
+  }
+}
+
+template void stream_step<float>(Cell, int64_t, int64_t, int64_t, const StepArgs<float>&);
+template void stream_step<double>(Cell, int64_t, int64_t, int64_t, const StepArgs<double>&);
 template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&);
 template void layer_forward<double>(Cell, const Dims&, const ForwardArgs<double>&);
 template void layer_backward<float>(Cell, const Dims&, const BackwardArgs<float>&);

@@ -34,6 +34,7 @@ from .ops import (
     rnn_backward,
     rnn_forward,
 )
+from .stream import Stream
 
 try:
     __version__ = version("rnncore")
@@ -44,6 +45,7 @@ __all__ = [
     "Cache",
     "Input",
     "Sequential",
+    "Stream",
     "__version__",
     "get_num_threads",
     "gru",

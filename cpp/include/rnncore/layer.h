@@ -80,6 +80,25 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);
 template <typename T>
 void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);
 
+// One time step of streaming inference (rnncore.Stream). The weights are pre-transposed so the
+// matrix-vector products stream along contiguous gate columns; the state is updated in place.
+template <typename T>
+struct StepArgs {
+  const T* x = nullptr;       // [B, I]
+  const T* w_ih_t = nullptr;  // [I, G*H] (w_ih transposed)
+  const T* w_hh_t = nullptr;  // [H, G*H] (w_hh transposed)
+  const T* b_ih = nullptr;    // [G*H] or nullptr
+  const T* b_hh = nullptr;    // [G*H] or nullptr
+  T* h = nullptr;             // [B, H] h_{t-1} in, h_t out
+  T* c = nullptr;             // [B, H] LSTM cell state, updated in place
+  T* gx = nullptr;            // [B, G*H] scratch: x·W_ihᵀ + b_ih
+  T* gh = nullptr;            // [B, G*H] scratch: h·W_hhᵀ + b_hh
+  T* rh = nullptr;            // [B, H] scratch: r ⊙ h (reset-before GRU)
+};
+
+template <typename T>
+void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a);
+
 // Instruction set of the kernel build in use: the best this CPU supports, or the one the
 // RNNCORE_ISA environment variable (avx512 | avx2 | generic) names. Chosen once.
 enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
