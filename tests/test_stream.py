@@ -98,8 +98,11 @@ def test_unbatched_input_and_out_argument():
         (lambda w: rnncore.Stream("lstm", *w, batch_size=2).step(np.ones(3)), ValueError, "x_t"),
         (lambda w: rnncore.Stream("lstm", *w).reset(np.ones((1, 5))), ValueError, "h0"),
         (lambda w: rnncore.Stream("gru", *_weights(3, 3, 4, np.float32)).c, AttributeError, "c"),
-        (lambda w: rnncore.Stream("gru", *_weights(3, 3, 4, np.float32)).reset(c0=np.ones(4)),
-         ValueError, "c0"),  # fmt: skip
+        (
+            lambda w: rnncore.Stream("gru", *_weights(3, 3, 4, np.float32)).reset(c0=np.ones(4)),
+            ValueError,
+            "c0",
+        ),  # fmt: skip
     ],
 )
 def test_bad_arguments(make, error, words):

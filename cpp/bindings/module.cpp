@@ -201,8 +201,11 @@ class StreamCore {
     I_ = w_ih.shape(1);
     const int64_t GH = G_ * H_;
     if (B_ < 1) throw py::value_error("batch_size: expected a positive int");
-    w_ih_t_ = transposed(checked<T>(w_ih, "w_ih", {GH, I_}, false), GH, I_);
-    w_hh_t_ = transposed(checked<T>(w_hh, "w_hh", {GH, H_}, false), GH, H_);
+    // A row stride that is a multiple of 4 KiB maps every weight row onto the same cache
+    // sets; 16 extra elements spread them out.
+    ld_ = (GH * static_cast<int64_t>(sizeof(T))) % 4096 == 0 ? GH + 16 : GH;
+    w_ih_t_ = transposed(checked<T>(w_ih, "w_ih", {GH, I_}, false), GH, I_, ld_);
+    w_hh_t_ = transposed(checked<T>(w_hh, "w_hh", {GH, H_}, false), GH, H_, ld_);
     b_ih_ = copied(checked<T>(b_ih, "b_ih", {GH}), GH);
     b_hh_ = copied(checked<T>(b_hh, "b_hh", {GH}), GH);
     h_.assign(B_ * H_, T(0));
@@ -223,6 +226,7 @@ class StreamCore {
     a.x = xp;
     a.w_ih_t = w_ih_t_.data();
     a.w_hh_t = w_hh_t_.data();
+    a.ld = ld_;
     a.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();
     a.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
     a.h = h_.data();
@@ -246,10 +250,10 @@ class StreamCore {
   }
 
  private:
-  static std::vector<T> transposed(const T* w, int64_t rows, int64_t cols) {
-    std::vector<T> out(rows * cols);
+  static std::vector<T> transposed(const T* w, int64_t rows, int64_t cols, int64_t ld) {
+    std::vector<T> out(cols * ld, T(0));
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t k = 0; k < cols; ++k) out[k * rows + r] = w[r * cols + k];
+      for (int64_t k = 0; k < cols; ++k) out[k * ld + r] = w[r * cols + k];
     return out;
   }
   static std::vector<T> copied(const T* v, int64_t n) {
@@ -257,8 +261,8 @@ class StreamCore {
   }
 
   Cell cell_;
-  int64_t B_, G_ = 1, H_ = 0, I_ = 0;
-  std::vector<T> w_ih_t_, w_hh_t_;  // [I, G*H], [H, G*H]
+  int64_t B_, G_ = 1, H_ = 0, I_ = 0, ld_ = 0;
+  std::vector<T> w_ih_t_, w_hh_t_;  // [I, ld], [H, ld]
   std::vector<T> b_ih_, b_hh_;      // [G*H] or empty
   std::vector<T> h_, c_;            // [B, H] state (c_ empty unless LSTM)
   std::vector<T> gx_, gh_, rh_;     // [B, G*H], [B, G*H], [B, H] scratch

@@ -83,9 +83,9 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
     const auto [u0, u1] = share(H, tid, n_threads);
     for (int64_t b = 0; b < B; ++b) {
       T *gx = a.gx + b * GH, *gh = a.gh + b * GH, *h = a.h + b * H;
-      gate_rows(a.x + b * I, a.w_ih_t, I, GH, G, H, a.b_ih, u0, u1, gx);
+      gate_rows(a.x + b * I, a.w_ih_t, I, a.ld, G, H, a.b_ih, u0, u1, gx);
       const bool before = cell == Cell::GruResetBefore;  // candidate product comes later
-      gate_rows(h, a.w_hh_t, H, GH, before ? G - 1 : G, H, a.b_hh, u0, u1, gh);
+      gate_rows(h, a.w_hh_t, H, a.ld, before ? G - 1 : G, H, a.b_hh, u0, u1, gh);
       if (cell == Cell::Gru || before) {
         for (int64_t j = u0; j < u1; ++j) gh[j] = sigmoid(gx[j] + gh[j]);  // r
         if (!before) {
@@ -99,7 +99,7 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
     if (cell == Cell::GruResetBefore) {
       team_barrier(n_threads);  // the candidate product reads every unit's r ⊙ h
       for (int64_t b = 0; b < B; ++b)
-        matvec_cols(a.rh + b * H, a.w_hh_t, H, GH, a.b_hh, 2 * H + u0, 2 * H + u1, a.gh + b * GH);
+        matvec_cols(a.rh + b * H, a.w_hh_t, H, a.ld, a.b_hh, 2 * H + u0, 2 * H + u1, a.gh + b * GH);
     }
     // h is overwritten only after every thread has read it in the products above
     team_barrier(n_threads);

@@ -74,15 +74,53 @@ def _torch_case(torch, cell, mode, x, dy, I, H):
     return run, params
 
 
+def _onnx_session(ort, onnx, cell, params, I, H, threads):
+    """An ONNX Runtime session running one RNN/LSTM/GRU operator with torch's weights:
+    inputs X [T, B, I] and initial_h [1, B, H] (and initial_c), outputs Y_h (and Y_c)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ._onnx_export import _GATE_ORDER
+
+    kind = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[cell]
+    blocks = lambda a: np.concatenate([a[k * H : (k + 1) * H] for k in _GATE_ORDER[kind]])  # noqa: E731
+    w_ih, w_hh, b_ih, b_hh = (blocks(p) for p in params)
+    inits = [numpy_helper.from_array(a[None], n) for a, n in
+             ((w_ih, "W"), (w_hh, "R"), (np.concatenate([b_ih, b_hh]), "B"))]  # fmt: skip
+    f32 = TensorProto.FLOAT
+    states = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
+    outs = ["Y", "Y_h"] + (["Y_c"] if cell == "lstm" else [])
+    attrs = {"hidden_size": H} | ({"linear_before_reset": 1} if cell == "gru" else {})
+    node = helper.make_node({"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell],
+                            ["X", "W", "R", "B", "", *states], outs, **attrs)  # fmt: skip
+    graph = helper.make_graph(
+        [node], "bench",
+        [helper.make_tensor_value_info("X", f32, ["T", "B", I])]
+        + [helper.make_tensor_value_info(n, f32, [1, "B", H]) for n in states],
+        [helper.make_tensor_value_info(n, f32, None) for n in outs], inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_case(peers, cell, x, params, I, H, threads):
+    sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
+    feed = {"X": x, "initial_h": np.zeros((1, x.shape[1], H), np.float32)}
+    if cell == "lstm":
+        feed["initial_c"] = feed["initial_h"]
+    return lambda: sess.run(None, feed)
+
+
 def find_peers() -> tuple[dict, list[str]]:
     found, skipped = {}, []
-    try:
-        import torch
-
-        found["torch"] = torch
-    except ImportError:
-        skipped.append("torch (pip install 'rnncore[compare]')")
-    skipped.append("onnxruntime, keras (not yet measured by this harness)")
+    for name in ("torch", "onnxruntime", "onnx"):
+        try:
+            found[name] = __import__(name)
+        except ImportError:
+            skipped.append(f"{name} (pip install 'rnncore[compare]')")
+    if "onnx" not in found:
+        found.pop("onnxruntime", None)
+    skipped.append("keras (its recurrent layers are timed by benchmarks/keras_training.py)")
     return found, skipped
 
 
@@ -108,13 +146,72 @@ def run(threads: int, quick: bool) -> dict:
                     G = CELLS[cell]
                     params = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
                               for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
+                if "onnxruntime" in peers and mode == "inference":
+                    ort_fn = _ort_case(peers, cell, x, params, I, H, threads)
+                    row["peers"]["onnxruntime"] = median_ms(ort_fn, budget)
                 row["rnncore"] = median_ms(_ours(cell, mode, x, params, dy), budget)
                 row["gflops"] = case_flops(cell, mode, (B, T, I, H)) / row["rnncore"] / 1e6
                 if row["peers"]:
                     row["speedup"] = min(row["peers"].values()) / row["rnncore"]
                 rows.append(row)
+    rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
     return {"threads": threads, "quick": quick, "skipped": skipped, "rows": rows,
             "isa": rnncore._core.build_info()["isa"]}  # fmt: skip
+
+
+STEP_SHAPE = (1, 100, 128, 256)  # 100 .step calls from Python, B=1, I=128, H=256
+
+
+def _step_case(peers, cell, threads, budget):
+    """Per-step streaming: 100 Stream.step calls vs torch's *Cell modules under no_grad and
+    ONNX Runtime run with T=1 and the state fed back."""
+    B, T, I, H = STEP_SHAPE
+    G = CELLS[cell]
+    rng = np.random.default_rng(1)
+    params = [rng.uniform(-0.06, 0.06, s).astype(np.float32)
+              for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
+    xs = rng.standard_normal((T, B, I), dtype=np.float32)
+    row = {"cell": cell, "shape": "step", "mode": "inference", "peers": {}}
+    if "torch" in peers:
+        torch = peers["torch"]
+        mod = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell]
+        m = mod(I, H)
+        with torch.no_grad():
+            for p, v in zip(m.parameters(), params):
+                p.copy_(torch.from_numpy(v))
+        xt = [torch.from_numpy(x) for x in xs]
+
+        def torch_run():
+            with torch.no_grad():
+                state = None
+                for x in xt:
+                    state = m(x, state)
+
+        row["peers"]["torch"] = median_ms(torch_run, budget)
+    if "onnxruntime" in peers:
+        sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
+        names = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
+
+        def ort_run():
+            feed = {n: np.zeros((1, B, H), np.float32) for n in names}
+            for x in xs:
+                out = sess.run(None, {"X": x[None], **feed})
+                feed = dict(zip(names, out[1:]))
+
+        row["peers"]["onnxruntime"] = median_ms(ort_run, budget)
+    stream = rnncore.Stream(cell, *params)
+    out = np.empty((B, H), np.float32)
+
+    def ours():
+        stream.reset()
+        for x in xs:
+            stream.step(x, out=out)
+
+    row["rnncore"] = median_ms(ours, budget)
+    row["gflops"] = forward_flops(cell, B, T, I, H) / row["rnncore"] / 1e6
+    if row["peers"]:
+        row["speedup"] = min(row["peers"].values()) / row["rnncore"]
+    return row
 
 
 def print_table(result: dict) -> None:
@@ -122,12 +219,13 @@ def print_table(result: dict) -> None:
           f"{' (quick)' if result['quick'] else ''}")  # fmt: skip
     print("peers skipped: " + ("; ".join(result["skipped"]) or "none"))
     print(f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}"
-          f"{'torch ms':>10}{'speed-up':>9}")  # fmt: skip
+          f"{'torch ms':>10}{'ORT ms':>9}{'speed-up':>9}")  # fmt: skip
+    nan = float("nan")
     for r in result["rows"]:
-        torch_ms = r["peers"].get("torch")
         print(f"{r['cell']:<5}{r['shape']:<8}{r['mode']:<10}{r['rnncore']:>11.3f}"
-              f"{r['gflops']:>9.1f}{(torch_ms or float('nan')):>10.3f}"
-              f"{r.get('speedup', float('nan')):>8.2f}x")  # fmt: skip
+              f"{r['gflops']:>9.1f}{r['peers'].get('torch', nan):>10.3f}"
+              f"{r['peers'].get('onnxruntime', nan):>9.3f}"
+              f"{r.get('speedup', nan):>8.2f}x")  # fmt: skip
     speedups = [r["speedup"] for r in result["rows"] if "speedup" in r]
     if speedups:
         geo = math.exp(sum(math.log(s) for s in speedups) / len(speedups))

@@ -85,8 +85,9 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);
 template <typename T>
 struct StepArgs {
   const T* x = nullptr;       // [B, I]
-  const T* w_ih_t = nullptr;  // [I, G*H] (w_ih transposed)
-  const T* w_hh_t = nullptr;  // [H, G*H] (w_hh transposed)
+  const T* w_ih_t = nullptr;  // [I, ld] (w_ih transposed, columns G*H..ld unused)
+  const T* w_hh_t = nullptr;  // [H, ld] (w_hh transposed)
+  int64_t ld = 0;             // row stride of both, >= G*H (padded off powers of two)
   const T* b_ih = nullptr;    // [G*H] or nullptr
   const T* b_hh = nullptr;    // [G*H] or nullptr
   T* h = nullptr;             // [B, H] h_{t-1} in, h_t out
