@@ -118,8 +118,20 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     assert main(["bench", "--quick", "--threads", "1", "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
     assert "rnncore bench" in printed and "peers skipped" in printed
-    rows = json.loads(out_json.read_text())["rows"]
-    assert {(r["cell"], r["mode"]) for r in rows} == {
-        (c, m) for c in ("rnn", "lstm", "gru") for m in ("inference", "training")
-    }
-    assert all(r["rnncore"] > 0 and r["gflops"] > 0 for r in rows)
+    result = json.loads(out_json.read_text())
+    rows = result["rows"]
+    assert {(r["cell"], r["shape"], r["mode"]) for r in rows} == {
+        (c, "tiny", m) for c in ("rnn", "lstm", "gru") for m in ("inference", "training")
+    } | {(c, "step", "inference") for c in ("rnn", "lstm", "gru")}
+    assert all(r["rnncore"] > 0 and r["gflops"] > 0 and r["pct_peak"] > 0 for r in rows)
+    assert result["fma_peak_gflops"] > 0 and "measured FMA peak" in printed
+    if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":  # every peer is measured, none skipped
+        assert {"torch", "onnxruntime"} <= set(rows[0]["peers"]) | set(rows[-1]["peers"])
+        assert all("onnxruntime" in r["peers"] for r in rows if r["mode"] == "inference")
+
+
+def test_fma_peak_probe():
+    peak = rnncore._core.fma_peak_gflops(1)
+    assert 0.1 < peak < 1e5  # a measurement, not a constant: its plausibility only
+    with pytest.raises(ValueError, match="threads"):
+        rnncore._core.fma_peak_gflops(0)

@@ -320,6 +320,16 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("n"));
   m.def("get_num_threads", &rnncore::get_num_threads);
+  m.def(
+      "fma_peak_gflops",
+      [](int threads) {
+        if (threads < 1)
+          throw py::value_error("threads: expected a positive count, got " +
+                                std::to_string(threads));
+        py::gil_scoped_release release;
+        return rnncore::fma_peak_gflops(threads);
+      },
+      py::arg("threads"), "Measured float32 FMA peak (GFLOP/s) for the active instruction set.");
   bind_stream<float>(m, "Stream32");
   bind_stream<double>(m, "Stream64");
   m.def("build_info", &build_info);

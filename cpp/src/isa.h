@@ -11,6 +11,7 @@
   void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);            \
   template <typename T>                                                               \
   void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a); \
+  double fma_peak_gflops(int threads);                                                \
   }
 
 namespace rnncore {

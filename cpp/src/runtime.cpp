@@ -109,6 +109,16 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
   }
 }
 
+double fma_peak_gflops(int threads) {
+  switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+    case Isa::Avx512: return avx512::fma_peak_gflops(threads);
+    case Isa::Avx2: return avx2::fma_peak_gflops(threads);
+#endif
+    default: return generic::fma_peak_gflops(threads);
+  }
+}
+
 template void stream_step<float>(Cell, int64_t, int64_t, int64_t, const StepArgs<float>&);
 template void stream_step<double>(Cell, int64_t, int64_t, int64_t, const StepArgs<double>&);
 template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&);

@@ -130,6 +130,7 @@ def run(threads: int, quick: bool) -> dict:
     if "torch" in peers:
         peers["torch"].set_num_threads(threads)
     budget = 0.05 if quick else 0.5
+    peak = rnncore._core.fma_peak_gflops(threads)  # measured here, on this machine, now
     rows = []
     rng = np.random.default_rng(0)
     for shape_name, (B, T, I, H) in SHAPES.items():
@@ -155,7 +156,10 @@ def run(threads: int, quick: bool) -> dict:
                     row["speedup"] = min(row["peers"].values()) / row["rnncore"]
                 rows.append(row)
     rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
+    for row in rows:
+        row["pct_peak"] = 100.0 * row["gflops"] / peak
     return {"threads": threads, "quick": quick, "skipped": skipped, "rows": rows,
+            "fma_peak_gflops": peak,
             "isa": rnncore._core.build_info()["isa"]}  # fmt: skip
 
 
@@ -218,12 +222,14 @@ def print_table(result: dict) -> None:
     print(f"rnncore bench: threads={result['threads']} isa={result['isa']}"
           f"{' (quick)' if result['quick'] else ''}")  # fmt: skip
     print("peers skipped: " + ("; ".join(result["skipped"]) or "none"))
-    print(f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}"
+    print(f"measured FMA peak: {result['fma_peak_gflops']:.0f} GFLOP/s (float32, "
+          f"{result['threads']} threads)")  # fmt: skip
+    print(f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}{'%peak':>6}"
           f"{'torch ms':>10}{'ORT ms':>9}{'speed-up':>9}")  # fmt: skip
     nan = float("nan")
     for r in result["rows"]:
         print(f"{r['cell']:<5}{r['shape']:<8}{r['mode']:<10}{r['rnncore']:>11.3f}"
-              f"{r['gflops']:>9.1f}{r['peers'].get('torch', nan):>10.3f}"
+              f"{r['gflops']:>9.1f}{r['pct_peak']:>6.0f}{r['peers'].get('torch', nan):>10.3f}"
               f"{r['peers'].get('onnxruntime', nan):>9.3f}"
               f"{r.get('speedup', nan):>8.2f}x")  # fmt: skip
     speedups = [r["speedup"] for r in result["rows"] if "speedup" in r]

@@ -106,6 +106,10 @@ enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
 Isa active_isa();  // throws std::invalid_argument for a bad or unsupported RNNCORE_ISA
 const char* isa_name(Isa isa);
 
+// Float32 multiply-add peak of this machine with the active instruction set, measured now on
+// `threads` threads (about 20 ms). The benchmark reports achieved speed as a share of it.
+double fma_peak_gflops(int threads);
+
 // Threads used by the kernels (default: the machine's cores). Results do not depend on it.
 void set_num_threads(int n);
 int get_num_threads();
