@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from . import __version__
 from . import layers as L
+from ._files import atomic_write
 
 _ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softplus": "Softplus",
                    "elu": "Elu"}  # fmt: skip
@@ -93,7 +94,8 @@ def export(model, path, opset):
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="rnncore", producer_version=__version__)  # fmt: skip
     onnx.checker.check_model(proto)
-    _atomic_save(proto, path)
+    with atomic_write(path, prefix=".onnx-") as f:
+        f.write(proto.SerializeToString())
     return path
 
 
@@ -102,23 +104,6 @@ def _output_dims(model):
     for layer in model.layers:
         shape = layer.output_shape(shape)
     return ["batch" if i == 0 else (f"y{i}" if d is None else d) for i, d in enumerate(shape)]
-
-
-def _atomic_save(proto, path):
-    import os
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".onnx-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _kind(layer):

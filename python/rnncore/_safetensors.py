@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
+
+from ._files import atomic_write
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 _DTYPES = {
@@ -53,22 +54,11 @@ def write(path, tensors: dict, metadata: dict) -> None:
     header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # align the data area to 8 bytes
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rnncore-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(head)))
-            f.write(head)
-            for data in blobs:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for data in blobs:
+            f.write(data)
 
 
 def read(path) -> tuple[dict, dict]:

@@ -19,12 +19,12 @@ import os
 import pathlib
 import pickle
 import re
-import tempfile
 import urllib.request
 import zipfile
 
 import numpy as np
 
+from .._files import atomic_write
 from ..text import Tokenizer
 
 __all__ = ["load_data", "load_texts", "synthetic_texts", "URL", "SHA256", "cache_dir"]
@@ -126,34 +126,23 @@ def _encode_folder(path):
 # ---- download ------------------------------------------------------------------------------
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(dest=None, url=URL, sha256=SHA256, timeout=30.0) -> pathlib.Path:
     """Fetch `url` into `dest` atomically and verify its SHA-256; a bad download is deleted."""
     dest = pathlib.Path(dest or cache_dir() / "imdb.npz")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".imdb-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as src:
-            n = 0
+    digest, n = hashlib.sha256(), 0
+    with atomic_write(dest, prefix=".imdb-") as out:
+        with urllib.request.urlopen(url, timeout=timeout) as src:
             for block in iter(lambda: src.read(1 << 20), b""):
                 n += len(block)
                 if n > _MAX_DOWNLOAD:
                     raise OSError(f"download from {url} is larger than {_MAX_DOWNLOAD} bytes")
+                digest.update(block)
                 out.write(block)
-        got = _sha256(tmp)
-        if got != sha256:
-            raise OSError(f"download from {url}: SHA-256 {got} does not match {sha256}")
-        os.replace(tmp, dest)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        if digest.hexdigest() != sha256:  # raised inside: the partial file is deleted
+            raise OSError(
+                f"download from {url}: SHA-256 {digest.hexdigest()} does not match {sha256}"
+            )
     return dest
 
 
