@@ -141,15 +141,20 @@ def _masking(g, layer, state):
 # ---- recurrent ------------------------------------------------------------------------------
 
 
+def onnx_weights(kind, w_ih, w_hh, b_ih=None, b_hh=None):
+    """(W [G·H, I], R [G·H, H], B [2·G·H]) in ONNX's gate order from our (PyTorch-layout)
+    weights of one direction; kind is "SimpleRNN", "LSTM" or "GRU"; a missing bias is zeros."""
+    order = _GATE_ORDER[kind]
+    H = w_hh.shape[1]
+    blocks = lambda a: np.concatenate([a[k * H : (k + 1) * H] for k in order])  # noqa: E731
+    zeros = np.zeros(len(order) * H, w_ih.dtype)
+    bias = [zeros if b is None else blocks(b) for b in (b_ih, b_hh)]
+    return blocks(w_ih), blocks(w_hh), np.concatenate(bias)
+
+
 def _onnx_weights(layer):
-    """(W [G·H, I], R [G·H, H], B [2·G·H]) of one direction in ONNX's gate order."""
-    H, kind = layer.units, type(layer).__name__
-    blocks = lambda a: np.concatenate([a[k * H : (k + 1) * H] for k in _GATE_ORDER[kind]])  # noqa: E731
     p = layer.params
-    zeros = np.zeros(layer.gates * H, p["w_ih"].dtype)
-    b_ih = blocks(p["b_ih"]) if "b_ih" in p else zeros
-    b_hh = blocks(p["b_hh"]) if "b_hh" in p else zeros
-    return blocks(p["w_ih"]), blocks(p["w_hh"]), np.concatenate([b_ih, b_hh])
+    return onnx_weights(type(layer).__name__, p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"))
 
 
 def _check_recurrent(layer, state):

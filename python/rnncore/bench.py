@@ -79,13 +79,11 @@ def _onnx_session(ort, onnx, cell, params, I, H, threads):
     inputs X [T, B, I] and initial_h [1, B, H] (and initial_c), outputs Y_h (and Y_c)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from ._onnx_export import _GATE_ORDER
+    from ._onnx_export import onnx_weights
 
     kind = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[cell]
-    blocks = lambda a: np.concatenate([a[k * H : (k + 1) * H] for k in _GATE_ORDER[kind]])  # noqa: E731
-    w_ih, w_hh, b_ih, b_hh = (blocks(p) for p in params)
-    inits = [numpy_helper.from_array(a[None], n) for a, n in
-             ((w_ih, "W"), (w_hh, "R"), (np.concatenate([b_ih, b_hh]), "B"))]  # fmt: skip
+    inits = [numpy_helper.from_array(a[None], n)
+             for a, n in zip(onnx_weights(kind, *params), ("W", "R", "B"))]  # fmt: skip
     f32 = TensorProto.FLOAT
     states = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
     outs = ["Y", "Y_h"] + (["Y_c"] if cell == "lstm" else [])

@@ -17,20 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .layers import _positive_int, _rate, float_dtype
 from .utils import new_generator
 
 __all__ = ["GRU", "LSTM", "RNN"]
-
-
-def _check_positive(name, value, allow_zero=False):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < (0 if allow_zero else 1)
-    ):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name}: expected a {kind} int, got {value!r}")
-    return int(value)
 
 
 def _to_numpy(name, value):
@@ -49,20 +39,13 @@ class RNNBase:
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype="float32", seed=None):  # fmt: skip
-        self.input_size = _check_positive("input_size", input_size)
-        self.hidden_size = _check_positive("hidden_size", hidden_size)
-        self.num_layers = _check_positive("num_layers", num_layers)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, (int, float))
-            or not 0 <= dropout < 1
-        ):
-            raise ValueError(f"dropout: expected a float in [0, 1), got {dropout!r}")
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.dropout = _rate("dropout", dropout)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
-        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+        self.bidirectional = bool(bidirectional)
+        self.dtype = float_dtype(dtype)
         self.training = True
         self._rng = new_generator(seed)
         self._params = self._init_params()

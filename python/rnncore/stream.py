@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from .layers import _positive_int
 
 __all__ = ["Stream"]
 
-_CELLS = {"lstm": 4, "gru": 3, "rnn": 1}
+_CELLS = {"lstm": 4, "gru": 3, "rnn": 1}  # name -> gate count
 
 
 def _cell_code(cell, reset_after, nonlinearity):
@@ -56,16 +57,11 @@ class Stream:
                 raise ValueError(f"{name}: expected 2 dimensions, got shape {w.shape}")
         if w_ih.dtype not in (np.float32, np.float64):
             raise TypeError(f"w_ih: expected dtype float32 or float64, got {w_ih.dtype}")
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or (batch_size < 1)
-        ):
-            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-        G = 4 if cell == "lstm" else 3 if cell == "gru" else 1
+        G = _CELLS[cell]  # gate count
         H = w_hh.shape[1]
         self.cell, self.dtype = cell, w_ih.dtype
-        self.batch_size, self.input_size, self.hidden_size = int(batch_size), w_ih.shape[1], H
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.input_size, self.hidden_size = w_ih.shape[1], H
         args = [
             _weight("w_ih", w_ih, self.dtype, (G * H, self.input_size)),
             _weight("w_hh", w_hh, self.dtype, (G * H, H)),
@@ -89,10 +85,11 @@ class Stream:
             raise ValueError(f"x_t: expected shape {(self.batch_size, self.input_size)}, "
                              f"got {np.shape(x_t)}")  # fmt: skip
         self._core.step(x)
+        h = self._h[0] if single else self._h
         if out is not None:
-            np.copyto(out, self._h[0] if single else self._h)
+            np.copyto(out, h)
             return out
-        return self._h[0].copy() if single else self._h.copy()
+        return h.copy()
 
     @property
     def h(self) -> np.ndarray:
