@@ -701,10 +701,7 @@ class LayerNormSimpleRNN(Layer):
         seq = np.empty_like(xw)  # [B, T, H] state after each step, in processing order
         steps = []  # per step: (h_prev, xhat, inv, z, y) for backward
         for t in range(T):
-            a = xw[:, t] + h @ p["recurrent_kernel"]
-            mean = a.mean(axis=-1, keepdims=True)
-            inv = 1.0 / np.sqrt(a.var(axis=-1, keepdims=True) + self.epsilon)
-            xhat = (a - mean) * inv
+            xhat, inv = _normalize(xw[:, t] + h @ p["recurrent_kernel"], self.epsilon)
             z = xhat * p["gamma"] + p["beta"]
             y = self._act(z)
             if training:
@@ -735,8 +732,7 @@ class LayerNormSimpleRNN(Layer):
             d_gamma += (dz * xhat).sum(axis=0)
             d_beta += dz.sum(axis=0)
             dn = dz * p["gamma"]
-            da = inv * (dn - dn.mean(axis=-1, keepdims=True)
-                        - xhat * (dn * xhat).mean(axis=-1, keepdims=True))  # fmt: skip
+            da = _normalize_backward(dn, xhat, inv)
             d_rec += h_prev.T @ da
             dxw[:, t] = da
             dh = da @ p["recurrent_kernel"].T + dh_pass
@@ -1071,9 +1067,7 @@ class LayerNormalization(Layer):
             self._make("beta", (input_shape[-1],), initializers.zeros, None)
 
     def forward(self, x, mask, training):
-        mean = x.mean(axis=-1, keepdims=True)
-        inv = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + self.epsilon)
-        xhat = (x - mean) * inv
+        xhat, inv = _normalize(x, self.epsilon)
         y = xhat * self.params["gamma"] if self.scale else xhat
         if self.center:
             y = y + self.params["beta"]
@@ -1087,9 +1081,20 @@ class LayerNormalization(Layer):
         if self.scale:
             add_grad(grads, (self, "gamma"), flat(dy * xhat).sum(axis=0))
             dy = dy * self.params["gamma"]
-        mean_dy = dy.mean(axis=-1, keepdims=True)
-        mean_dy_xhat = (dy * xhat).mean(axis=-1, keepdims=True)
-        return inv * (dy - mean_dy - xhat * mean_dy_xhat)
+        return _normalize_backward(dy, xhat, inv)
+
+
+def _normalize(x, epsilon):
+    """(xhat, inv): x standardised over its last axis, and 1/sqrt(var + epsilon)."""
+    inv = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + epsilon)
+    return (x - x.mean(axis=-1, keepdims=True)) * inv, inv
+
+
+def _normalize_backward(dxhat, xhat, inv):
+    """d(loss)/dx from d(loss)/d(xhat) for xhat, inv = _normalize(x)."""
+    mean_d = dxhat.mean(axis=-1, keepdims=True)
+    mean_d_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)
+    return inv * (dxhat - mean_d - xhat * mean_d_xhat)
 
 
 class Conv1D(Layer):
