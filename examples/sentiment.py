@@ -98,10 +98,10 @@ def main(argv=None):
     epochs = 2 if args.quick else args.epochs
     model.fit(x_tr, y_tr, batch_size=64, epochs=epochs, validation_data=(x_va, y_va), verbose=2)
     seconds = time.perf_counter() - start
-    loss, acc = model.evaluate(x_te, y_te := y_test, verbose=0)
+    loss, acc = model.evaluate(x_te, y_test, verbose=0)
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}) after {epochs} epochs, {seconds:.1f} s "
           f"training; published for IMDB: {PUBLISHED}")  # fmt: skip
-    print(f"majority-class baseline: {max(y_te.mean(), 1 - y_te.mean()):.4f}")
+    print(f"majority-class baseline: {max(y_test.mean(), 1 - y_test.mean()):.4f}")
     if tok is not None:
         p = model.predict(pad(tok.texts_to_sequences(PROBES)))
         for text, (_, pos) in zip(PROBES, p):

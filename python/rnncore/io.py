@@ -120,7 +120,7 @@ def load_keras_weights(model, path):
     with _open_weights(path, h5py) as f:
         if "layers" not in f:
             raise ValueError(f"path: {str(path)!r} has no 'layers' group (not a Keras 3 file)")
-        groups, used = f["layers"], {}
+        groups, used, loaded = f["layers"], {}, set()  # used: group base -> count so far
         for layer in model.layers:
             if isinstance(layer, _WEIGHTLESS):
                 continue
@@ -134,8 +134,8 @@ def load_keras_weights(model, path):
                 raise ValueError(f"{layer.name}: the file has no layer group {key!r} "
                                  f"(it holds {sorted(groups)})")  # fmt: skip
             layer.set_weights(_group_arrays(groups[key]))
-        extra = sorted(set(groups) - {k if i == 0 else f"{k}_{i}" for k, c in used.items()
-                                       for i in range(c)})  # fmt: skip
+            loaded.add(key)
+        extra = sorted(set(groups) - loaded)
         if extra:
             raise ValueError(f"path: the file has layers the model lacks: {extra}")
     return model

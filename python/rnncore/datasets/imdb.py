@@ -155,6 +155,9 @@ def load_data(path=None, num_words=None, skip_top=0, maxlen=None, seed=113, star
     each split shuffled with `seed` (as Keras's loader does).
 
     path: an aclImdb folder, an imdb.npz file, or None for the cached download."""
+    for name, v in (("num_words", num_words), ("maxlen", maxlen)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name}: expected a positive int or None, got {v!r}")
     if path is None:
         path = cache_dir() / "imdb.npz"
         if not path.exists():
@@ -174,9 +177,6 @@ def load_data(path=None, num_words=None, skip_top=0, maxlen=None, seed=113, star
         (xtr, ytr), (xte, yte) = _read_npz(path)
     else:
         raise FileNotFoundError(f"path: {str(path)!r} does not exist")
-    for name, v in (("num_words", num_words), ("maxlen", maxlen)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{name}: expected a positive int or None, got {v!r}")
     rng = np.random.RandomState(seed)
     splits = []
     for x, y in ((xtr, ytr), (xte, yte)):
