@@ -33,7 +33,8 @@ template <typename T>
 void rnn_backward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* dh, T* dg) {
   for (int64_t j = j0; j < j1; ++j) {
     const T v = gates[j];
-    const T da = relu ? (v > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - v * v);
+    const T da =
+        relu ? (v <= T(0) ? T(0) : dh[j]) : dh[j] * (T(1) - v * v);  // as torch: NaN passes
     gates[j] = da;
     dg[j] = da;
   }

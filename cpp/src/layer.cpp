@@ -30,6 +30,11 @@ struct Geometry {
     }
   }
   int64_t length(int64_t b) const { return lengths ? lengths[b] : d.T; }
+  bool has_padding() const {
+    for (int64_t b = 0; lengths && b < d.B; ++b)
+      if (lengths[b] < d.T) return true;
+    return false;
+  }
   bool active(int64_t b, int64_t s) const { return s < length(b); }
   int64_t time(int64_t b, int64_t s) const { return d.reverse ? length(b) - 1 - s : s; }
   // Workspace state slots are [T+1, B, H]: the state after step t sits in slot cur_slot(t),
@@ -349,13 +354,21 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
   const Rows<const T> hprev_rows = dense_rows<const T>(ws.hslots + (d.reverse ? d.B * H : 0), H);
   const bool rb = g.cell == Cell::GruResetBefore;
   const int64_t rz_rows = rb ? 2 * H : GH;
+  // Padded steps' inputs must not reach dW_ih even when they hold NaN or Inf (0 * NaN = NaN):
+  // with padding, dW_ih reads a copy of x whose padded rows are zero.
+  const Rows<const T> x_rows = sequence_rows(a.x, d.T, d.B, d.I, d.batch_first);
+  Buffer<T> x_valid(g.has_padding() ? TB * d.I : 0);  // [T, B, I]
+  for (int64_t b = 0; x_valid.data() && b < d.B; ++b)
+    for (int64_t t = 0; t < g.length(b); ++t)
+      copy_n(x_rows(t * d.B + b), d.I, x_valid.data() + (t * d.B + b) * d.I);
+  const Rows<const T> dw_ih_rows =
+      x_valid.data() ? dense_rows<const T>(x_valid.data(), d.I) : x_rows;
+  const Rows<T> dx_rows = sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * GH * (2 * d.I + H)), [&](int tid, int nth) {
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, a.w_ih, d.I,
-               sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first), false);
+    gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, a.w_ih, d.I, dx_rows, false);
     const auto [m0, m1] = share(GH, tid, nth);
-    gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, sequence_rows(a.x, d.T, d.B, d.I, d.batch_first), a.dw_ih,
-               d.I, false);
+    gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, dw_ih_rows, a.dw_ih, d.I, false);
     gemm_tn<T>(m0, std::min(m1, rz_rows), H, TB, dgh_rows, hprev_rows, a.dw_hh, H, false);
     if (rb)  // the n rows of W_hh multiply r*h_prev, not h_prev
       gemm_tn<T>(std::max(m0, rz_rows), m1, H, TB, dgh_rows, dense_rows<const T>(ws.extra, H),
@@ -370,6 +383,8 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
         if (a.db_hh) a.db_hh[m] += dgh[r * GH + m];
       }
   });
+  for (int64_t b = 0; b < d.B; ++b)  // padded steps did no work: their dx is zero, not 0 * W_ih
+    for (int64_t t = g.length(b); t < d.T; ++t) fill_zero(dx_rows(t * d.B + b), d.I);
 }
 
 }  // namespace
@@ -397,6 +412,12 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   if (a.h_mask)  // dW_hh multiplies the masked states; the loop no longer needs the plain ones
     for (int64_t slot = 0; slot <= d.T; ++slot)
       for (int64_t i = 0; i < B * H; ++i) ws.hslots[slot * B * H + i] *= a.h_mask[i];
+  // Padded rows (t >= length) meet a zero gradient in dW_hh's GEMM; the state slot each
+  // reads must be zero too, or a NaN/Inf there (the last state, an empty row's h0, a masked
+  // zero times an Inf mask) would arrive as 0 * NaN.
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = g.length(b); t < d.T; ++t)
+      fill_zero(ws.hslots + (g.prev_slot(t) * B + b) * H, H);
   weight_and_input_gradients(g, a, ws, dgh);
   copy_n(st.dh.data(), B * H, a.dh0);
   if (g.is_lstm()) copy_n(st.dc.data(), B * H, a.dc0);

@@ -14,7 +14,9 @@ namespace RNNCORE_KERNEL_NS {
 
 // exp(x) for float: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), p a
 // degree-7 Taylor-like minimax polynomial (about 2 ulp). Inputs are clamped to [-87, 88] so
-// that 2^n stays a normal float; exp(-87) and exp(88) are as far as sigmoid/tanh need.
+// that 2^n stays a normal float; outside that range the result is 0 or +Inf, as libm's
+// would be near enough, so that sigmoid and tanh reach exactly 0 and 1 (and 0 * Inf is NaN
+// in the kernels as in the NumPy reference).
 inline float exp_approx(float x) {
   const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
@@ -32,7 +34,8 @@ inline float exp_approx(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   const float e = p * scale;
-  return x != x ? x : e;
+  const float limited = x < -87.0f ? 0.0f : (x > 88.0f ? __builtin_inff() : e);
+  return x != x ? x : limited;
 }
 
 inline float sigmoid(float v) {

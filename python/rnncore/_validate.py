@@ -6,6 +6,7 @@ errors name the argument and state the expected and received shape or dtype.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -34,6 +35,29 @@ def flag(name: str, value) -> bool:
     return bool(value)
 
 
+def memory_limit() -> int:
+    """Bytes one call may plan to allocate: the machine's physical memory, or the value of
+    RNNCORE_MEMORY_LIMIT when set. Anything larger could only end in swapping or the OOM
+    killer, so it is refused before any allocation."""
+    env = os.environ.get("RNNCORE_MEMORY_LIMIT")
+    if env:
+        return int(env)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no sane bound known
+        return 1 << 62
+
+
+def check_memory(what: str, nbytes: int, detail: str) -> None:
+    """MemoryError naming `what` when `nbytes` exceeds memory_limit()."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise MemoryError(
+            f"{what}: needs about {nbytes / 2**30:,.1f} GiB ({detail}), more than the "
+            f"{limit / 2**30:,.1f} GiB this machine has; use smaller sizes or fewer steps per call"
+        )
+
+
 def _shape(shape) -> str:
     return str(tuple(int(s) for s in shape))
 
@@ -50,6 +74,8 @@ def as_float_array(name: str, value, dtype=None) -> np.ndarray:
             f"{name}: dtype {arr.dtype} does not match x's dtype {dtype}; "
             "all arrays of one call must share a dtype"
         )
+    if not arr.flags.c_contiguous:  # a broadcast view can be far larger than its memory
+        check_memory(name, arr.nbytes, f"a contiguous copy of shape {_shape(arr.shape)}")
     return np.ascontiguousarray(arr)
 
 
@@ -133,9 +159,21 @@ def prepare(
     c0 = optional_array("c0", c0, x.dtype, (B, H), "(B, H)")
     lengths = as_lengths(lengths, B, T)
     mask = optional_array("recurrent_mask", recurrent_mask, x.dtype, (B, H), "(B, H)")
+    _check_call_memory(kind, x.dtype.itemsize, T, B, I, H)
     return Call(
         kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, mask, T, B, I, H
     )
+
+
+def _check_call_memory(kind, itemsize, T, B, I, H) -> None:
+    """Refuses a call whose outputs and workspaces could not fit in memory (an upper bound of
+    what forward + backward allocate: y, gates and states kept for backward, dx, packed
+    weights and their gradients)."""
+    G = GATES[kind]
+    per_step = B * (H + 2 * G * H + 3 * H + I)  # y, gates (+ their grads), state slots, dx
+    weights = 3 * G * H * (I + H + 2)  # packed copy + gradients
+    nbytes = itemsize * (T * per_step + weights)
+    check_memory(kind, nbytes, f"T={T}, B={B}, I={I}, H={H}")
 
 
 def prepare_grads(call: Call, dy, dh_n, dc_n):

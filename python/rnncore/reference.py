@@ -48,10 +48,11 @@ def _bias(b, n, dtype):
     return np.zeros(n, dtype) if b is None else b
 
 
-def _cell_forward(call: Call, x, h, c):
-    """One step for the whole batch: returns (h_new, c_new, saved values for backward)."""
+def _cell_forward(call: Call, x, h, c, mask):
+    """One step for a set of rows (mask: their recurrent_mask rows or None): returns
+    (h_new, c_new, saved values for backward)."""
     H, kind = call.H, call.kind
-    hm = h if call.recurrent_mask is None else h * call.recurrent_mask  # what W_hh multiplies
+    hm = h if mask is None else h * mask  # what W_hh multiplies
     xg = x @ call.w_ih.T + _bias(call.b_ih, call.w_ih.shape[0], x.dtype)
     b_hh = _bias(call.b_hh, call.w_hh.shape[0], x.dtype)
     if kind == "gru_reset_before":
@@ -86,10 +87,11 @@ def _cell_backward(call: Call, st: dict, dh, dc):
     gradient of the input projection x·W_ihᵀ + b_ih and dbh the gradient of b_hh."""
     H, kind, w_hh = call.H, call.kind, call.w_hh
     h_prev, hm = st["h_prev"], st["hm"]
-    m = 1 if call.recurrent_mask is None else call.recurrent_mask
+    m = 1 if st["mask"] is None else st["mask"]
     if kind in ("rnn_tanh", "rnn_relu"):
         h = st["h"]
-        da = dh * (1 - h * h) if kind == "rnn_tanh" else dh * (h > 0)
+        # relu' selects (as torch does): zero where h <= 0, even when dh is NaN; NaN h passes dh
+        da = dh * (1 - h * h) if kind == "rnn_tanh" else np.where(h <= 0, 0, dh)
         return da, da.T @ hm, da.sum(0), (da @ w_hh) * m, None
     if kind == "lstm":
         i, f, g, o, c = st["i"], st["f"], st["g"], st["o"], st["c"]
@@ -137,15 +139,19 @@ def _forward(call: Call, training):
     y = np.zeros((T, B, H), dtype)
     steps = []
     for s in range(int(lengths.max()) if B else 0):
-        valid = s < lengths  # [B] rows with a real step s
-        t = np.clip(lengths - 1 - s if call.reverse else np.full(B, s), 0, max(T - 1, 0))
-        x = np.where(valid[:, None], xs[t, rows], 0)  # [B, I]
-        h_new, c_new, saved = _cell_forward(call, x, h, c)
-        steps.append({"t": t, "valid": valid, "x": x, "h_prev": h, "c_prev": c, **saved})
-        y[t[valid], rows[valid]] = h_new[valid]
-        h = np.where(valid[:, None], h_new, h)
+        # Only the rows with a real step s run the cell: nothing a padded row holds (a NaN
+        # h0 of an empty row, say) can reach the outputs or the gradients.
+        r = rows[s < lengths]
+        t = lengths[r] - 1 - s if call.reverse else np.full(len(r), s)
+        mask = None if call.recurrent_mask is None else call.recurrent_mask[r]
+        x = xs[t, r]  # [rows, I]
+        h_new, c_new, saved = _cell_forward(call, x, h[r], c[r], mask)
+        steps.append({"t": t, "rows": r, "x": x, "h_prev": h[r], "c_prev": c[r], "mask": mask,
+                      **saved})  # fmt: skip
+        y[t, r] = h_new
+        h[r] = h_new
         if c_new is not None:
-            c = np.where(valid[:, None], c_new, c)
+            c[r] = c_new
     c_n = c if call.kind == "lstm" else None
     cache = Cache(call, steps) if training else None
     return _time_major(y, call.batch_first).copy(), h, c_n, cache
@@ -166,23 +172,18 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
     }
     dh_carry = np.zeros((B, H), dtype) if dh_n is None else dh_n.copy()
     dc_carry = np.zeros((B, H), dtype) if dc_n is None else dc_n.copy()
-    rows = np.arange(B)
     for st in reversed(cache.steps):
-        valid, t = st["valid"], st["t"]
-        m = valid[:, None]
-        dh = dh_carry + (0 if dys is None else np.where(m, dys[t, rows], 0))
-        # Padded rows get zero incoming gradients, hence zero contributions.
-        dxg, dw_hh, dbh, dh_prev, dc_prev = _cell_backward(
-            call, st, np.where(m, dh, 0), np.where(m, dc_carry, 0)
-        )
+        t, r = st["t"], st["rows"]
+        dh = dh_carry[r] + (0 if dys is None else dys[t, r])
+        dxg, dw_hh, dbh, dh_prev, dc_prev = _cell_backward(call, st, dh, dc_carry[r])
         g["dw_ih"] += dxg.T @ st["x"]
         g["dw_hh"] += dw_hh
         g["db_ih"] += dxg.sum(0)
         g["db_hh"] += dbh
-        dx[t[valid], rows[valid]] = (dxg @ call.w_ih)[valid]
-        dh_carry = np.where(m, dh_prev, dh_carry)
+        dx[t, r] = dxg @ call.w_ih
+        dh_carry[r] = dh_prev
         if dc_prev is not None:
-            dc_carry = np.where(m, dc_prev, dc_carry)
+            dc_carry[r] = dc_prev
     grads = {"dx": _time_major(dx, call.batch_first).copy(), **g, "dh0": dh_carry}
     if call.b_ih is None:
         grads["db_ih"] = None

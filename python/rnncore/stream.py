@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._validate import check_memory
 from .layers import _positive_int
 
 __all__ = ["Stream"]
@@ -62,6 +63,8 @@ class Stream:
         self.cell, self.dtype = cell, w_ih.dtype
         self.batch_size = _positive_int("batch_size", batch_size)
         self.input_size, self.hidden_size = w_ih.shape[1], H
+        state_elems = self.batch_size * (2 * H + G * H + self.input_size)  # h, c, gates, x
+        check_memory("Stream", self.dtype.itemsize * state_elems, f"batch_size={batch_size}")
         args = [
             _weight("w_ih", w_ih, self.dtype, (G * H, self.input_size)),
             _weight("w_hh", w_hh, self.dtype, (G * H, H)),
@@ -84,8 +87,16 @@ class Stream:
         if x.shape != (self.batch_size, self.input_size):
             raise ValueError(f"x_t: expected shape {(self.batch_size, self.input_size)}, "
                              f"got {np.shape(x_t)}")  # fmt: skip
-        self._core.step(x)
         h = self._h[0] if single else self._h
+        if out is not None:  # checked before the state advances
+            if not isinstance(out, np.ndarray) or out.shape != h.shape or out.dtype != h.dtype:
+                raise ValueError(
+                    f"out: expected a {h.dtype} array of shape {h.shape}, got "
+                    f"{getattr(out, 'dtype', type(out).__name__)} {np.shape(out)}"
+                )
+            if not out.flags.writeable:
+                raise ValueError("out: the array is read-only")
+        self._core.step(x)
         if out is not None:
             np.copyto(out, h)
             return out
