@@ -31,6 +31,8 @@ def stratified_split(x, y, fraction, seed=0):
     """((x_a, y_a), (x_b, y_b)) with `fraction` of each class's rows in b, both shuffled,
     so a small validation set keeps the class balance of the whole."""
     y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y: expected 1-D class labels, got shape {y.shape}")
     if len(x) != len(y):
         raise ValueError(f"x and y: expected the same number of rows, got {len(x)} and {len(y)}")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:

@@ -495,6 +495,7 @@ class _Recurrent(Layer):
 
     def forward(self, x, mask, training, initial_state=None):
         B, T, _ = x.shape
+        _require_steps(self.name, T)
         states = self._initial_state(B, initial_state)
         in_mask = None
         if training and self.dropout > 0:  # one input mask per sequence (variational)
@@ -563,6 +564,11 @@ class _Recurrent(Layer):
         self.ensure_built(x.shape)
         y, _ = self.forward(x, mask, bool(training), initial_state)
         return y
+
+
+def _require_steps(name, T):
+    if T == 0:
+        raise ValueError(f"{name}: expected at least one time step, got an input with 0")
 
 
 def _check_mask(name, mask, B, T):
@@ -1182,9 +1188,14 @@ class Conv1D(Layer):
     def forward(self, x, mask, training):
         B, T, C = x.shape
         left, right, out = self._geometry(T)
+        if out == 0:
+            span = (self.kernel_size - 1) * self.dilation_rate + 1
+            raise ValueError(f"{self.name}: an input of {T} steps is shorter than the kernel's "
+                             f"span of {span} steps (padding={self.padding!r})")  # fmt: skip
         xp = np.pad(x, ((0, 0), (left, right), (0, 0)))  # [B, left+T+right, C]
         cols = np.stack([xp[:, sl] for sl in self._taps(out)], axis=2)  # [B, out, k, C]
-        a = cols.reshape(B, out, -1) @ self.params["kernel"].reshape(-1, self.filters)
+        k = self.kernel_size
+        a = cols.reshape(B, out, k * C) @ self.params["kernel"].reshape(k * C, self.filters)
         if self.use_bias:
             a = a + self.params["bias"]
         y = self._act(a)

@@ -48,12 +48,22 @@ class Loss:
                 )
         return y_true.astype(y_pred.dtype, copy=False)
 
+    def check_prediction(self, y_pred):
+        """y_pred as a float array with an outputs axis, or a clear TypeError/ValueError."""
+        p = np.asarray(y_pred)
+        if p.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: predictions must be numeric, got dtype {p.dtype}")
+        if p.ndim == 0:
+            raise ValueError(f"{self.name}: predictions need an outputs axis, got a scalar")
+        return p.astype(np.result_type(p.dtype, np.float32), copy=False)
+
     def per_sample(self, y_true, y_pred):
         """(values shaped y_pred.shape[:-1], d(values)/d(y_pred))."""
         raise NotImplementedError
 
     def value_and_grad(self, y_true, y_pred, weights=None):
         """Mean loss and its gradient w.r.t. y_pred; `weights` (y_pred.shape[:-1]) mask it."""
+        y_pred = self.check_prediction(y_pred)
         y_true = self.check(y_true, y_pred)
         values, dvalues = self.per_sample(y_true, y_pred)
         if weights is None:
@@ -63,7 +73,6 @@ class Loss:
         return value, dvalues * (weights / total)[..., None]
 
     def __call__(self, y_true, y_pred):
-        y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
         return self.value_and_grad(y_true, y_pred)[0]
 
     def get_config(self):

@@ -37,6 +37,7 @@ class Metric:
 
     def values(self, y_true, y_pred):
         # The loss already validated the labels; reuse its conversion (e.g. sparse -> one-hot).
+        y_pred = self._loss.check_prediction(y_pred)
         t = self._loss.check(y_true, y_pred)
         return self._fn(t, y_pred, self._loss)
 

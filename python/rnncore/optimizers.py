@@ -19,6 +19,11 @@ def _positive(name, value, allow_zero=False):
     return float(value)
 
 
+def _norm(g) -> float:
+    """L2 norm in float64: float32 gradients of 1e20 would overflow as a sum of squares."""
+    return float(np.linalg.norm(np.ravel(g).astype(np.float64)))
+
+
 class Optimizer:
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.learning_rate = _positive("learning_rate", learning_rate)
@@ -38,11 +43,11 @@ class Optimizer:
         if self.clipnorm is not None:
             out = {}
             for k, g in grads.items():
-                n = float(np.sqrt((g * g).sum()))
+                n = _norm(g)
                 out[k] = g * (self.clipnorm / n) if n > self.clipnorm else g
             return out
         if self.global_clipnorm is not None:
-            n = float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
+            n = float(np.sqrt(sum(_norm(g) ** 2 for g in grads.values())))
             if n > self.global_clipnorm:
                 return {k: g * (self.global_clipnorm / n) for k, g in grads.items()}
         return grads

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 _examples = int(os.environ.get("RNNCORE_FUZZ_EXAMPLES", "0"))
@@ -116,3 +116,17 @@ def bad_values():
             np.full((2,), np.nan),
         ]
     )
+
+
+def outcome(fn, *args, **kwargs):
+    """fn(*args, **kwargs), or None when it raises an expected error; either way the outcome
+    is recorded as a hypothesis event, so --hypothesis-show-statistics shows how many
+    examples were answered and how many refused (a property that only ever sees refusals
+    tests nothing)."""
+    try:
+        result = fn(*args, **kwargs)
+    except EXPECTED_ERRORS as e:
+        event(f"refused: {type(e).__name__}")
+        return None
+    event("answered")
+    return result
