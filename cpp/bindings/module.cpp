@@ -293,6 +293,11 @@ py::dict build_info() {
 #endif
   info["openmp"] = rnncore::openmp_enabled();
   info["isa"] = rnncore::isa_name(rnncore::active_isa());
+#ifdef RNNCORE_SANITIZERS
+  info["sanitizers"] = std::string(RNNCORE_SANITIZERS);
+#else
+  info["sanitizers"] = std::string("none");
+#endif
   return info;
 }
 

@@ -18,7 +18,9 @@ namespace RNNCORE_KERNEL_NS {
 // would be near enough, so that sigmoid and tanh reach exactly 0 and 1 (and 0 * Inf is NaN
 // in the kernels as in the NumPy reference).
 inline float exp_approx(float x) {
-  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // NaN compares false and lands on -87 (its result is replaced below): converting NaN to
+  // an integer would be undefined behaviour.
+  const float xc = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float n = (xc * 1.44269504088896341f + shifter) - shifter;
   float r = xc - n * 0.693359375f;

@@ -15,7 +15,7 @@ def _sigmoid(a):
 
 
 def _softmax(a):
-    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    e = np.exp(a - a.max(axis=-1, keepdims=True, initial=-np.inf))  # initial: empty axes
     return e / e.sum(axis=-1, keepdims=True)
 
 

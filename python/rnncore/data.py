@@ -39,8 +39,9 @@ def stratified_split(x, y, fraction, seed=0):
         raise ValueError(f"fraction: expected a float in (0, 1), got {fraction!r}")
     rng = np.random.default_rng(seed)
     a_rows, b_rows = [], []
-    for label in np.unique(y):
-        rows = rng.permutation(np.flatnonzero(y == label))
+    classes, class_of_row = np.unique(y, return_inverse=True)  # (NaN labels form one class)
+    for k in range(len(classes)):
+        rows = rng.permutation(np.flatnonzero(class_of_row.ravel() == k))
         n_b = int(round(fraction * len(rows)))
         if len(rows) >= 2:  # every class with two rows or more appears on both sides
             n_b = min(max(n_b, 1), len(rows) - 1)

@@ -19,6 +19,7 @@ from collections import Counter
 import numpy as np
 
 from . import activations, initializers, ops
+from ._validate import check_memory
 from .utils import new_generator
 
 __all__ = [
@@ -158,7 +159,14 @@ class Layer:
 
     variable_time = True  # the time axis (axis 1 of a 3-D input) may change between calls
 
+    def _check_weight_memory(self, *shapes):
+        """MemoryError, before trying, for weights that could not fit in memory (initializers
+        work in float64 and make a temporary or two)."""
+        n = sum(int(np.prod(shape, dtype=object)) for shape in shapes)
+        check_memory(self.name, 3 * 8 * n, f"weights of shapes {', '.join(map(str, shapes))}")
+
     def _make(self, name, shape, initializer, rng):
+        self._check_weight_memory(tuple(shape))
         self.params[name] = np.asarray(initializer(tuple(shape), rng), dtype=self.compute_dtype)
 
     def __call__(self, x, training=False, mask=None):
@@ -406,6 +414,7 @@ class _Recurrent(Layer):
         I, H, GH = input_shape[-1], self.units, self.gates * self.units
         if I is None:
             raise ValueError(f"{self.name}: the feature axis of the input must be known")
+        self._check_weight_memory((I, GH), (H, GH))
         rng = self._rng
         kernel = initializers.get(self.kernel_initializer, "kernel_initializer")((I, GH), rng)
         rec = initializers.get(self.recurrent_initializer, "recurrent_initializer")((H, GH), rng)

@@ -117,7 +117,7 @@ def test_pad_sequences(sequences, maxlen, padding, truncating, value):
         return
     lens = [len(s) for s in sequences]
     width = maxlen if maxlen is not None else max(lens, default=0)
-    assert out.shape == (len(sequences), width)
+    assert out.shape[:2] == (len(sequences), width)  # (+ the items' own shape, as in Keras)
     for row, seq in zip(out, sequences):
         kept = seq[-width:] if truncating == "pre" else seq[:width]
         kept = kept if width else []
@@ -151,8 +151,9 @@ def test_stratified_split(n, fraction, classes, seed):
     if out is None:
         return
     (x1, y1), (x2, y2) = out
-    assert sorted(np.concatenate([x1, x2]).tolist()) == sorted(np.asarray(x).tolist())
-    assert sorted(np.concatenate([y1, y2]).tolist()) == sorted(np.asarray(y).tolist())
+    assert len(x1) + len(x2) == len(x)  # every row lands on exactly one side
+    np.testing.assert_array_equal(np.sort(np.concatenate([x1, x2])), np.sort(x))
+    np.testing.assert_array_equal(np.sort(np.concatenate([y1, y2])), np.sort(y))
 
 
 @given(batch=st.one_of(st.integers(-1, 4), bad_values()),
@@ -179,12 +180,13 @@ def test_losses_and_metrics(name, shape, y_true, y_pred, seed):
     p = rng.dirichlet(np.ones(shape[1]), size=shape[0]) if shape[0] else np.zeros((0, shape[1]))
     t = (rng.integers(0, shape[1], (shape[0], 1)) if name.startswith("sparse")
          else np.eye(shape[1])[rng.integers(0, shape[1], shape[0])])  # fmt: skip
+    generated = isinstance(y_true, str) and isinstance(y_pred, str)
     y_true = t if isinstance(y_true, str) else y_true
     y_pred = p if isinstance(y_pred, str) else y_pred
     loss = losses.get(name)
     value = outcome(loss, y_true, y_pred)
-    if value is not None:
-        assert np.isfinite(value) or not np.size(y_pred)
+    if value is not None and generated:  # (NaN labels may give a NaN loss, visibly)
+        assert np.isfinite(value)
     for metric in ["accuracy", "mae", "mse"]:
         m = outcome(metrics.get, metric, loss, shape[1])
         if m is not None:
