@@ -217,6 +217,14 @@ def test_keras_file_errors(tmp_path):
     resized.layers[0].ensure_built((None, 7, 3))
     with pytest.raises(ValueError, match="expected shape"):
         rio.load_keras_weights(resized, path)
+    last_resized = build(rnncore, "file_mix")  # the mismatch is in the last layer
+    last_resized.layers[-1] = L.Dense(5)
+    last_resized.layers[-1].ensure_built((None, 3))
+    before = last_resized.get_weights()
+    with pytest.raises(ValueError, match="expected shape"):
+        rio.load_keras_weights(last_resized, path)
+    for got, want in zip(last_resized.get_weights(), before):  # all or nothing
+        np.testing.assert_array_equal(got, want)
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not a Keras weights file"):
         rio.load_keras_weights(build(rnncore, "file_mix"), tmp_path / "junk.h5")

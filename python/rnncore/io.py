@@ -117,6 +117,16 @@ def load_keras_weights(model, path):
     h5py = _need("h5py", "keras")
     if not model.layers or model.built_input_shape is None:
         raise ValueError("model: build it first (start it with rnncore.Input(shape))")
+    before = model.get_weights()
+    try:
+        _assign_keras_groups(model, path, h5py)
+    except BaseException:  # all or nothing: no layer keeps weights from a refused file
+        model.set_weights(before)
+        raise
+    return model
+
+
+def _assign_keras_groups(model, path, h5py):
     with _open_weights(path, h5py) as f:
         if "layers" not in f:
             raise ValueError(f"path: {str(path)!r} has no 'layers' group (not a Keras 3 file)")
@@ -138,7 +148,6 @@ def load_keras_weights(model, path):
         extra = sorted(set(groups) - loaded)
         if extra:
             raise ValueError(f"path: the file has layers the model lacks: {extra}")
-    return model
 
 
 # ---- ONNX -----------------------------------------------------------------------------------

@@ -377,6 +377,11 @@ class Sequential:
     def _assign_tensors(self, path, tensors):
         if self.built_input_shape is not None:
             self.build()
+        if not all(layer.built for layer in self.layers):
+            raise ValueError(
+                f"{path}: the model's weights do not exist yet (no input shape known); "
+                "call build(input_shape) or run it once before loading weights"
+            )
         expected = {}
         for layer in self.layers:
             for j, w in enumerate(layer.get_weights()):
