@@ -263,21 +263,31 @@ class Sequential:
         self.stop_training = False
         for cb in cbs:
             cb.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            logs = self._train_epoch(x, y, batch_size, shuffle, cbs, epoch, epochs, verbose)
-            if validation_data is not None:
-                val = self._evaluate_logs(*validation_data, batch_size)
-                logs.update({"val_" + k: v for k, v in val.items()})
+        try:
+            for epoch in range(initial_epoch, epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                logs = self._train_epoch(x, y, batch_size, shuffle, cbs, epoch, epochs, verbose)
+                if validation_data is not None:
+                    val = self._evaluate_logs(*validation_data, batch_size)
+                    logs.update({"val_" + k: v for k, v in val.items()})
+                if verbose:
+                    self._bar.finish(logs)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            # Ctrl-C stops the program as usual, but cleanly: the callbacks finish below,
+            # model.history keeps the completed epochs (fit's return value never arrives) and
+            # the weights stay usable (an update in flight may have reached only some arrays).
+            self.stop_training = True
             if verbose:
-                self._bar.finish(logs)
+                print(f"\nInterrupted; model.history holds {len(history.epoch)} completed epochs")
+            raise
+        finally:
             for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in cbs:
-            cb.on_train_end()
+                cb.on_train_end()
         return history
 
     def _train_epoch(self, x, y, batch_size, shuffle, cbs, epoch, epochs, verbose):
