@@ -224,11 +224,11 @@ def test_hundred_save_load_cycles_keep_memory_and_file_handles_flat(tmp_path):
     model = rnncore.Sequential([L.Input((None, 4)), L.LSTM(32, seed=0), L.Dense(2, seed=1)])
     x = np.ones((2, 5, 4), np.float32)
     want = model.predict(x)
-    for i in range(10):
+    for _ in range(10):
         model.save(tmp_path / "m.rnncore")
         rnncore.models.load_model(tmp_path / "m.rnncore")
     rss, fds = _rss_bytes(), _open_fds()
-    for i in range(100):
+    for _ in range(100):
         model.save(tmp_path / "m.rnncore")
         model.save_weights(tmp_path / "w.safetensors")
         loaded = rnncore.models.load_model(tmp_path / "m.rnncore")
