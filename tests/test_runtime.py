@@ -135,3 +135,14 @@ def test_fma_peak_probe():
     assert 0.1 < peak < 1e5  # a measurement, not a constant: its plausibility only
     with pytest.raises(ValueError, match="threads"):
         rnncore._core.fma_peak_gflops(0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_bench_measures_training_peak_memory_in_a_child_process():
+    from rnncore import bench
+
+    small = bench.peak_memory_mb("rnncore", "lstm", (4, 10, 8, 16), 1)
+    big = bench.peak_memory_mb("rnncore", "lstm", (64, 100, 64, 256), 1)
+    assert small is not None and big is not None
+    # one step keeps y, the gate slab and the state slots: at least 4*T*B*5H floats (~33 MiB)
+    assert big > 25 > small >= 0

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -109,6 +112,60 @@ def _ort_case(peers, cell, x, params, I, H, threads):
     return lambda: sess.run(None, feed)
 
 
+# Peak memory of one training forward + backward, measured in a fresh process per library
+# so that neither sees the other's allocations or caches: the rise of resident memory above
+# what the inputs and weights already occupy (Linux: the high-water mark is reset through
+# /proc/self/clear_refs after a warm-up call). Large buffers are mmapped (fixed threshold) so
+# freed memory leaves the resident set instead of hiding in malloc's heap.
+_MEMORY_SCRIPT = """
+import json, sys
+import numpy as np
+lib, cell, B, T, I, H, threads = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I), dtype=np.float32)
+dy = rng.standard_normal((T, B, H), dtype=np.float32)
+if lib == "torch":
+    import torch
+    torch.set_num_threads(threads)
+    m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
+    xg, dyt = torch.tensor(x).requires_grad_(True), torch.tensor(dy)
+    def step():
+        m.zero_grad(set_to_none=True)
+        xg.grad = None
+        m(xg)[0].backward(dyt)
+else:
+    import rnncore
+    rnncore.set_num_threads(threads)
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    p = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
+         for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]
+    fwd, bwd = getattr(rnncore, cell + "_forward"), getattr(rnncore, cell + "_backward")
+    def step():
+        bwd(fwd(x, *p, training=True)[-1], dy)
+step()
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS:")
+step()
+print((status("VmHWM:") - base) / 1024)
+"""
+
+
+def peak_memory_mb(lib: str, cell: str, shape, threads: int) -> float | None:
+    """MiB that one training step of `lib` ("rnncore" or "torch") adds at its peak, or None
+    where it cannot be measured (no /proc, or the child failed)."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return None
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    args = json.dumps([lib, cell, *shape, threads])
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, args], capture_output=True,
+                          text=True, env=env, timeout=600)  # fmt: skip
+    return float(proc.stdout) if proc.returncode == 0 else None
+
+
 def find_peers() -> tuple[dict, list[str]]:
     found, skipped = {}, []
     for name in ("torch", "onnxruntime", "onnx"):
@@ -122,7 +179,18 @@ def find_peers() -> tuple[dict, list[str]]:
     return found, skipped
 
 
-def run(threads: int, quick: bool) -> dict:
+def _add_memory(row, peers, threads):
+    """Training rows: peak memory of one step, ours and torch's (MiB), and their ratio."""
+    shape = STEP_SHAPE if row["shape"] == "step" else SHAPES[row["shape"]]
+    B, T, I, H = shape
+    row["mem_mb"] = peak_memory_mb("rnncore", row["cell"], shape, threads)
+    if "torch" in peers:
+        row["torch_mem_mb"] = peak_memory_mb("torch", row["cell"], shape, threads)
+        if row["mem_mb"] is not None and row["torch_mem_mb"]:
+            row["mem_vs_torch"] = row["mem_mb"] / row["torch_mem_mb"]
+
+
+def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
     rnncore.set_num_threads(threads)
     peers, skipped = find_peers()
     if "torch" in peers:
@@ -156,6 +224,8 @@ def run(threads: int, quick: bool) -> dict:
     rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
     for row in rows:
         row["pct_peak"] = 100.0 * row["gflops"] / peak
+        if (not quick if memory is None else memory) and row["mode"] == "training":
+            _add_memory(row, peers, threads)
     return {"threads": threads, "quick": quick, "skipped": skipped, "rows": rows,
             "fma_peak_gflops": peak,
             "isa": rnncore._core.build_info()["isa"]}  # fmt: skip
@@ -223,23 +293,30 @@ def print_table(result: dict) -> None:
     print(f"measured FMA peak: {result['fma_peak_gflops']:.0f} GFLOP/s (float32, "
           f"{result['threads']} threads)")  # fmt: skip
     print(f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}{'%peak':>6}"
-          f"{'torch ms':>10}{'ORT ms':>9}{'speed-up':>9}")  # fmt: skip
+          f"{'torch ms':>10}{'ORT ms':>9}{'speed-up':>9}{'MiB':>8}{'torch MiB':>10}")  # fmt: skip
     nan = float("nan")
     for r in result["rows"]:
+        mem, tmem = (nan if r.get(k) is None else r[k] for k in ("mem_mb", "torch_mem_mb"))
         print(f"{r['cell']:<5}{r['shape']:<8}{r['mode']:<10}{r['rnncore']:>11.3f}"
               f"{r['gflops']:>9.1f}{r['pct_peak']:>6.0f}{r['peers'].get('torch', nan):>10.3f}"
               f"{r['peers'].get('onnxruntime', nan):>9.3f}"
-              f"{r.get('speedup', nan):>8.2f}x")  # fmt: skip
+              f"{r.get('speedup', nan):>8.2f}x"
+              f"{mem:>8.1f}{tmem:>10.1f}")  # fmt: skip
     speedups = [r["speedup"] for r in result["rows"] if "speedup" in r]
     if speedups:
         geo = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
         wins = sum(s >= 1 for s in speedups)
         print(f"geometric mean speed-up vs fastest peer: {geo:.2f}x "
               f"({wins}/{len(speedups)} cases at least as fast)")  # fmt: skip
+    ratios = [r["mem_vs_torch"] for r in result["rows"] if "mem_vs_torch" in r]
+    if ratios:
+        within = sum(q <= 1 for q in ratios)
+        print(f"training peak memory vs torch: {min(ratios):.2f}x to {max(ratios):.2f}x "
+              f"({within}/{len(ratios)} cases at most torch's)")  # fmt: skip
 
 
 def main(args) -> int:
-    result = run(args.threads or rnncore.get_num_threads(), args.quick)
+    result = run(args.threads or rnncore.get_num_threads(), args.quick, args.memory)
     print_table(result)
     if args.json:
         with open(args.json, "w") as f:

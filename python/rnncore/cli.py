@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     bench.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     bench.add_argument("--quick", action="store_true", help="shorter timing budget per case")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                       help="measure training peak memory, ours and torch's, one process "
+                            "each (default: on, off with --quick)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "bench":
         from . import bench as bench_module
