@@ -446,3 +446,19 @@ def test_terminate_on_nan_stops_at_the_first_nan_batch(capsys):
     assert [b for b, _ in seen] == [0, 1, 2] and np.isnan(seen[-1][1])
     assert model.history.epoch == [0]  # the epoch ends there and no other starts
     assert "Invalid loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_denormals_are_flushed_in_kernels_and_the_callers_mode_restored(dtype, threads):
+    """Inputs below the normal range read as zero inside the kernels (on every team thread
+    and in Stream), so eight of them no longer sum to a normal number; NumPy on the calling
+    thread keeps its denormals afterwards."""
+    threads(2)
+    tiny = np.finfo(dtype).tiny / 4  # a denormal: 8 of them would sum to 2 * tiny
+    x = np.full((3, 64, 8), tiny, dtype)
+    w_ih, w_hh = np.ones((256, 8), dtype), np.zeros((256, 256), dtype)
+    y, _ = rnncore.rnn(x, w_ih, w_hh, nonlinearity="relu")
+    assert not y.any()
+    s = rnncore.Stream("rnn", w_ih, w_hh, nonlinearity="relu", batch_size=64)
+    assert not s.step(x[0]).any()
+    assert dtype(tiny) * dtype(8) == 2 * np.finfo(dtype).tiny  # the caller's mode is intact

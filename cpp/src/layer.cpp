@@ -206,6 +206,7 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
 
 template <typename T>
 void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
+  [[maybe_unused]] const FlushDenormals flush;
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, TB = d.T * d.B;
   Workspace<T> ws = a.workspace ? carve(g, a.workspace) : Workspace<T>{};
@@ -391,6 +392,7 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
 
 template <typename T>
 void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
+  [[maybe_unused]] const FlushDenormals flush;
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, GH = g.GH;
   const Workspace<T> ws = carve(g, a.workspace);

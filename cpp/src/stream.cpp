@@ -77,6 +77,7 @@ void epilogue(Cell cell, int64_t H, const T* gx, const T* gh, T* h, T* c, int64_
 
 template <typename T>
 void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a) {
+  [[maybe_unused]] const FlushDenormals flush;
   const int64_t G = gate_count(cell), GH = G * H;
   const int nth = threads_for(2.0 * static_cast<double>(B * GH * (I + H)));
   run_team(nth, [&](int tid, int n_threads) {

@@ -75,6 +75,13 @@ def _rate(name, value) -> float:
     return float(value)
 
 
+def _epsilon(value) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not ok or not 0 < value < float("inf"):
+        raise ValueError(f"epsilon: expected a positive float, got {value!r}")
+    return float(value)
+
+
 def _shape_str(shape) -> str:
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
 
@@ -678,7 +685,7 @@ class LayerNormSimpleRNN(Layer):
         self._act = activations.get(activation)
         if activation == "softmax":
             raise ValueError(f"{self.name}: activation 'softmax' is not element-wise")
-        self.epsilon = float(epsilon)
+        self.epsilon = _epsilon(epsilon)
         self.return_sequences, self.go_backwards = bool(return_sequences), bool(go_backwards)
         self.kernel_initializer, self.recurrent_initializer = (
             kernel_initializer,
@@ -1073,7 +1080,7 @@ class LayerNormalization(Layer):
         if axis not in (-1,):
             raise NotImplementedError(f"LayerNormalization: axis must be -1, got {axis!r}")
         super().__init__(**kwargs)
-        self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
+        self.epsilon, self.center, self.scale = _epsilon(epsilon), bool(center), bool(scale)
 
     def build(self, input_shape):
         if self.scale:

@@ -80,6 +80,9 @@ class Stream:
         """h_t for input x_t; the state advances by one step."""
         x = x_t
         if not (isinstance(x, np.ndarray) and x.dtype == self.dtype and x.flags.c_contiguous):
+            x = np.asarray(x)
+            if x.dtype.kind not in "fiub":  # complex would silently lose its imaginary part
+                raise TypeError(f"x_t: expected real numbers, got dtype {x.dtype}")
             x = np.ascontiguousarray(x, dtype=self.dtype)
         single = x.ndim == 1 and self.batch_size == 1
         if single:
