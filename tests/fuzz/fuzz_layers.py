@@ -128,7 +128,7 @@ def test_bad_constructor_arguments_are_refused_with_a_typed_error(cls, bad, wher
         return layer(np.arange(12, dtype=np.float32).reshape(2, 3, 2) % 5)
 
     out = outcome(build_and_call)
-    assert out is None or np.asarray(out).dtype.kind == "f"
+    assert out is None or np.isfinite(out).all()  # accepted arguments give real numbers
 
 
 @given(layer=SEQUENCE_LAYERS, x=inputs(min_time=1), bad=bad_values())

@@ -7,6 +7,7 @@ RNNCORE_FUZZ_EXAMPLES=N runs N freshly random examples per property instead.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from hypothesis import HealthCheck, event, settings
@@ -22,6 +23,10 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("rnncore-fuzz")
+
+# Casting complex to real silently drops the imaginary part: a silent wrong number, so an
+# error wherever the public API lets it happen.
+warnings.filterwarnings("error", category=np.exceptions.ComplexWarning)
 
 EXPECTED_ERRORS = (ValueError, TypeError, MemoryError)
 
