@@ -36,6 +36,12 @@ struct Geometry {
     return false;
   }
   bool active(int64_t b, int64_t s) const { return s < length(b); }
+  // fn(t, b) for every padded step (t >= length(b)) of every row.
+  template <typename Fn>
+  void each_padded(Fn&& fn) const {
+    for (int64_t b = 0; b < d.B; ++b)
+      for (int64_t t = length(b); t < d.T; ++t) fn(t, b);
+  }
   int64_t time(int64_t b, int64_t s) const { return d.reverse ? length(b) - 1 - s : s; }
   // Workspace state slots are [T+1, B, H]: the state after step t sits in slot cur_slot(t),
   // the one before it in prev_slot(t) (h0/c0 go to the first step's prev slot).
@@ -384,8 +390,8 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
         if (a.db_hh) a.db_hh[m] += dgh[r * GH + m];
       }
   });
-  for (int64_t b = 0; b < d.B; ++b)  // padded steps did no work: their dx is zero, not 0 * W_ih
-    for (int64_t t = g.length(b); t < d.T; ++t) fill_zero(dx_rows(t * d.B + b), d.I);
+  // Padded steps did no work: their dx is zero, not 0 * W_ih.
+  g.each_padded([&](int64_t t, int64_t b) { fill_zero(dx_rows(t * d.B + b), d.I); });
 }
 
 }  // namespace
@@ -397,8 +403,7 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   const int64_t B = d.B, H = d.H, GH = g.GH;
   const Workspace<T> ws = carve(g, a.workspace);
   // Padded rows of the gate slab still hold the input projection; their gradient is zero.
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = g.length(b); t < d.T; ++t) fill_zero(ws.gates + (t * B + b) * GH, GH);
+  g.each_padded([&](int64_t t, int64_t b) { fill_zero(ws.gates + (t * B + b) * GH, GH); });
   // GRU reset_after's recurrent-projection gradient differs from dGx in the n gate.
   Buffer<T> owned_dgh(cell == Cell::Gru ? d.T * B * GH : 0);  // [T, B, G*H]
   T* dgh = cell == Cell::Gru ? owned_dgh.data() : ws.gates;
@@ -417,9 +422,8 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   // Padded rows (t >= length) meet a zero gradient in dW_hh's GEMM; the state slot each
   // reads must be zero too, or a NaN/Inf there (the last state, an empty row's h0, a masked
   // zero times an Inf mask) would arrive as 0 * NaN.
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = g.length(b); t < d.T; ++t)
-      fill_zero(ws.hslots + (g.prev_slot(t) * B + b) * H, H);
+  g.each_padded(
+      [&](int64_t t, int64_t b) { fill_zero(ws.hslots + (g.prev_slot(t) * B + b) * H, H); });
   weight_and_input_gradients(g, a, ws, dgh);
   copy_n(st.dh.data(), B * H, a.dh0);
   if (g.is_lstm()) copy_n(st.dc.data(), B * H, a.dc0);

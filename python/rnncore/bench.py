@@ -182,7 +182,6 @@ def find_peers() -> tuple[dict, list[str]]:
 def _add_memory(row, peers, threads):
     """Training rows: peak memory of one step, ours and torch's (MiB), and their ratio."""
     shape = STEP_SHAPE if row["shape"] == "step" else SHAPES[row["shape"]]
-    B, T, I, H = shape
     row["mem_mb"] = peak_memory_mb("rnncore", row["cell"], shape, threads)
     if "torch" in peers:
         row["torch_mem_mb"] = peak_memory_mb("torch", row["cell"], shape, threads)

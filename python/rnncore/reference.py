@@ -144,10 +144,10 @@ def _forward(call: Call, training):
         r = rows[s < lengths]
         t = lengths[r] - 1 - s if call.reverse else np.full(len(r), s)
         mask = None if call.recurrent_mask is None else call.recurrent_mask[r]
-        x = xs[t, r]  # [rows, I]
-        h_new, c_new, saved = _cell_forward(call, x, h[r], c[r], mask)
-        steps.append({"t": t, "rows": r, "x": x, "h_prev": h[r], "c_prev": c[r], "mask": mask,
-                      **saved})  # fmt: skip
+        x, h_prev, c_prev = xs[t, r], h[r], c[r]  # [rows, I], [rows, H], [rows, H]
+        h_new, c_new, saved = _cell_forward(call, x, h_prev, c_prev, mask)
+        steps.append({"t": t, "rows": r, "x": x, "h_prev": h_prev, "c_prev": c_prev,
+                      "mask": mask, **saved})  # fmt: skip
         y[t, r] = h_new
         h[r] = h_new
         if c_new is not None:

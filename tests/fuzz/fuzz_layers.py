@@ -152,8 +152,8 @@ def models(draw):
     return rnncore.Sequential(stack)
 
 
-@given(model=models(), x=inputs(), tmp=st.just(None))
-def test_models_predict_and_round_trip_through_a_file(model, x, tmp, tmp_path_factory):
+@given(model=models(), x=inputs())
+def test_models_predict_and_round_trip_through_a_file(model, x, tmp_path_factory):
     x = np.ascontiguousarray(x[..., :1].repeat(3, axis=-1))
     want = outcome(model.predict, x)
     if want is None:
