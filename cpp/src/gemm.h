@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernel_ns.h"
+#include "simd.h"
 
 namespace rnncore {
 namespace RNNCORE_KERNEL_NS {
@@ -41,49 +42,31 @@ Rows<T> sequence_rows(T* base, int64_t T_, int64_t B, int64_t width, bool batch_
   return Rows<T>{base, 1, width, 0};
 }
 
-// Vector width of this kernel build (kernel_ns.h): zmm, ymm or xmm.
-#if defined(__AVX512F__)
-#define RNNCORE_VEC_BYTES 64
-#elif defined(__AVX2__)
-#define RNNCORE_VEC_BYTES 32
-#else
-#define RNNCORE_VEC_BYTES 16
-#endif
-
-template <typename T>
-struct Simd {
-  typedef T V __attribute__((vector_size(RNNCORE_VEC_BYTES)));
-  static constexpr int64_t W = RNNCORE_VEC_BYTES / sizeof(T);  // lanes
-  static V load(const T* p) {
-    V v;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  }
-  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(v)); }
-};
-
 // Register tile: kTileRows rows x kTileVecs vectors of accumulators (24 zmm with AVX-512;
 // 12 ymm/xmm otherwise, leaving room for the B vectors and the broadcast).
 constexpr int kTileRows = 6;
 constexpr int kTileVecs = RNNCORE_VEC_BYTES == 64 ? 4 : 2;
 
 // c[mm][v*W .. v*W+W) (= or +=) sum_k a(mm, k) * brow(k)[v*W ..], k in order, one FMA per
-// element and k: the same arithmetic as the scalar edge loop below, so results never
-// depend on where a tile boundary falls.
-template <typename T, int MR, int NV, typename AElem, typename BRow>
-inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accumulate) {
+// element and k, so results never depend on where a tile boundary falls. A Partial tile is
+// one vector of which only the first `cols` columns are read and written (masked).
+template <typename T, int MR, int NV, bool Partial, typename AElem, typename BRow>
+inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accumulate,
+                        int64_t cols) {
   using S = Simd<T>;
   using V = typename S::V;
+  static_assert(!Partial || NV == 1, "a partial tile is one vector wide");
+  auto load = [cols](const T* p) { return Partial ? S::load_n(p, cols) : S::load(p); };
   V acc[MR][NV];
 #pragma GCC unroll 8
   for (int mm = 0; mm < MR; ++mm)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[mm][v] = accumulate ? S::load(crow[mm] + v * S::W) : V{};
+    for (int v = 0; v < NV; ++v) acc[mm][v] = accumulate ? load(crow[mm] + v * S::W) : V{};
   for (int64_t k = 0; k < K; ++k) {
     const T* b = brow(k);
     V bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * S::W);
+    for (int v = 0; v < NV; ++v) bv[v] = load(b + v * S::W);
 #pragma GCC unroll 8
     for (int mm = 0; mm < MR; ++mm) {
       const T av = a(mm, k);
@@ -94,56 +77,44 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
 #pragma GCC unroll 8
   for (int mm = 0; mm < MR; ++mm)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) S::store(crow[mm] + v * S::W, acc[mm][v]);
+    for (int v = 0; v < NV; ++v) {
+      if constexpr (Partial)
+        S::store_n(crow[mm], acc[mm][v], cols);
+      else
+        S::store(crow[mm] + v * S::W, acc[mm][v]);
+    }
 }
 
-// One block of up to kTileRows rows and [nb, nb + nw) columns: full tiles where possible,
-// single vectors, then scalar columns.
+// Tiles of NV vectors (Partial: `cols` < W columns) at column offset off for up to
+// kTileRows rows: one register tile for a full block of rows, else row by row.
+template <typename T, int NV, bool Partial, typename AElem, typename BRow>
+inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a, BRow brow,
+                      T* const* crow, bool accumulate) {
+  auto b_at = [&](int64_t k) { return brow(k) + off; };
+  if (mr == kTileRows) {
+    T* rows[kTileRows];
+    for (int64_t mm = 0; mm < kTileRows; ++mm) rows[mm] = crow[mm] + off;
+    vector_tile<T, kTileRows, NV, Partial>(K, a, b_at, rows, accumulate, cols);
+    return;
+  }
+  for (int64_t mm = 0; mm < mr; ++mm) {
+    T* row[1] = {crow[mm] + off};
+    auto a_row = [&](int, int64_t k) { return a(mm, k); };
+    vector_tile<T, 1, NV, Partial>(K, a_row, b_at, row, accumulate, cols);
+  }
+}
+
+// One block of up to kTileRows rows and nw columns: full tiles where possible, single
+// vectors, then one masked vector for the last columns.
 template <typename T, typename AElem, typename BRow>
 void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BRow brow, T* const* crow,
                 bool accumulate) {
   constexpr int64_t W = Simd<T>::W;
   int64_t n = 0;
-  auto shifted_rows = [&](int64_t mm, int64_t off) { return crow[mm] + off; };
-  for (; n + kTileVecs * W <= nw || (n + W <= nw);) {
-    const bool full = n + kTileVecs * W <= nw;
-    const int64_t off = n;
-    auto b_at = [&](int64_t k) { return brow(k) + off; };
-    if (mr == kTileRows) {
-      T* rows[kTileRows];
-      for (int64_t mm = 0; mm < kTileRows; ++mm) rows[mm] = shifted_rows(mm, off);
-      if (full)
-        vector_tile<T, kTileRows, kTileVecs>(K, a, b_at, rows, accumulate);
-      else
-        vector_tile<T, kTileRows, 1>(K, a, b_at, rows, accumulate);
-    } else {
-      for (int64_t mm = 0; mm < mr; ++mm) {
-        T* row[1] = {shifted_rows(mm, off)};
-        auto a_row = [&](int, int64_t k) { return a(mm, k); };
-        if (full)
-          vector_tile<T, 1, kTileVecs>(K, a_row, b_at, row, accumulate);
-        else
-          vector_tile<T, 1, 1>(K, a_row, b_at, row, accumulate);
-      }
-    }
-    n += full ? kTileVecs * W : W;
-  }
-  // Fewer than W columns remain: k outermost so each row pointer is computed once per k;
-  // every element still accumulates its k terms in order.
-  const int64_t rest = nw - n;
-  if (rest <= 0) return;
-  T acc[kTileRows][Simd<T>::W];
-  for (int64_t mm = 0; mm < mr; ++mm)
-    for (int64_t c = 0; c < rest; ++c) acc[mm][c] = accumulate ? crow[mm][n + c] : T(0);
-  for (int64_t k = 0; k < K; ++k) {
-    const T* b = brow(k) + n;
-    for (int64_t mm = 0; mm < mr; ++mm) {
-      const T av = a(mm, k);
-      for (int64_t c = 0; c < rest; ++c) acc[mm][c] += av * b[c];
-    }
-  }
-  for (int64_t mm = 0; mm < mr; ++mm)
-    for (int64_t c = 0; c < rest; ++c) crow[mm][n + c] = acc[mm][c];
+  for (; n + kTileVecs * W <= nw; n += kTileVecs * W)
+    tile_rows<T, kTileVecs, false>(mr, n, 0, K, a, brow, crow, accumulate);
+  for (; n + W <= nw; n += W) tile_rows<T, 1, false>(mr, n, 0, K, a, brow, crow, accumulate);
+  if (n < nw) tile_rows<T, 1, true>(mr, n, nw - n, K, a, brow, crow, accumulate);
 }
 
 // C[m, n] (= or +=) sum_k A[m, k] * Bm[k, n] for m in [m0, m1), n in [n0, n1).

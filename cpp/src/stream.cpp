@@ -6,6 +6,7 @@
 
 #include "mathfn.h"
 #include "rnncore/layer.h"
+#include "simd.h"
 #include "threading.h"
 
 namespace rnncore {
@@ -44,33 +45,40 @@ void gate_rows(const T* v, const T* W, int64_t K, int64_t ld, int64_t n_gates, i
 // holds r itself and its candidate block r·(h·W_hn + b_hn) or (r⊙h)·W_hn + b_hn.
 template <typename T>
 void epilogue(Cell cell, int64_t H, const T* gx, const T* gh, T* h, T* c, int64_t u0, int64_t u1) {
-  switch (cell) {
-    case Cell::RnnTanh:
-#pragma omp simd
-      for (int64_t j = u0; j < u1; ++j) h[j] = tanh_act(gx[j] + gh[j]);
-      break;
-    case Cell::RnnRelu:
-#pragma omp simd
-      for (int64_t j = u0; j < u1; ++j) h[j] = std::max(T(0), gx[j] + gh[j]);
-      break;
-    case Cell::Lstm:
-#pragma omp simd
-      for (int64_t j = u0; j < u1; ++j) {
-        const T i = sigmoid(gx[j] + gh[j]), f = sigmoid(gx[H + j] + gh[H + j]);
-        const T g = tanh_act(gx[2 * H + j] + gh[2 * H + j]);
-        const T o = sigmoid(gx[3 * H + j] + gh[3 * H + j]);
-        c[j] = f * c[j] + i * g;
-        h[j] = o * tanh_act(c[j]);
+  auto pre = [&](const auto& l, int64_t q) { return l.ld(gx + q * H) + l.ld(gh + q * H); };
+  each_lanes<T>(u0, u1, [&](auto l) {
+    switch (cell) {
+      case Cell::RnnTanh: l.st(h, tanh_act(pre(l, 0))); break;
+      case Cell::RnnRelu: l.st(h, relu_act(pre(l, 0))); break;
+      case Cell::Lstm: {
+        const Vec<T> i = sigmoid(pre(l, 0)), f = sigmoid(pre(l, 1));
+        const Vec<T> g = tanh_act(pre(l, 2)), o = sigmoid(pre(l, 3));
+        const Vec<T> cn = f * l.ld(c) + i * g;
+        l.st(c, cn);
+        l.st(h, o * tanh_act(cn));
+        break;
       }
-      break;
-    default:
-#pragma omp simd
-      for (int64_t j = u0; j < u1; ++j) {
-        const T z = sigmoid(gx[H + j] + gh[H + j]);
-        const T n = tanh_act(gx[2 * H + j] + gh[2 * H + j]);
-        h[j] = (T(1) - z) * n + z * h[j];
+      default: {
+        const Vec<T> z = sigmoid(pre(l, 1)), n = tanh_act(pre(l, 2));
+        l.st(h, (T(1) - z) * n + z * l.ld(h));
       }
-  }
+    }
+  });
+}
+
+// GRU's reset gate r = sigmoid(gx_r + gh_r) into gh's r block, then what the candidate
+// needs of it: gh's candidate block scaled by r (reset_after) or rh = r ⊙ h (reset_before).
+template <typename T>
+void gru_reset(bool before, int64_t H, const T* gx, T* gh, const T* h, T* rh, int64_t u0,
+               int64_t u1) {
+  each_lanes<T>(u0, u1, [&](auto l) {
+    const Vec<T> r = sigmoid(l.ld(gx) + l.ld(gh));
+    l.st(gh, r);
+    if (before)
+      l.st(rh, r * l.ld(h));
+    else
+      l.st(gh + 2 * H, l.ld(gh + 2 * H) * r);
+  });
 }
 
 }  // namespace
@@ -87,15 +95,8 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
       gate_rows(a.x + b * I, a.w_ih_t, I, a.ld, G, H, a.b_ih, u0, u1, gx);
       const bool before = cell == Cell::GruResetBefore;  // candidate product comes later
       gate_rows(h, a.w_hh_t, H, a.ld, before ? G - 1 : G, H, a.b_hh, u0, u1, gh);
-      if (cell == Cell::Gru || before) {
-        for (int64_t j = u0; j < u1; ++j) gh[j] = sigmoid(gx[j] + gh[j]);  // r
-        if (!before) {
-          for (int64_t j = u0; j < u1; ++j) gh[2 * H + j] *= gh[j];
-        } else {
-          T* rh = a.rh + b * H;
-          for (int64_t j = u0; j < u1; ++j) rh[j] = gh[j] * h[j];
-        }
-      }
+      if (cell == Cell::Gru || before)
+        gru_reset(before, H, gx, gh, h, before ? a.rh + b * H : nullptr, u0, u1);
     }
     if (cell == Cell::GruResetBefore) {
       team_barrier(n_threads);  // the candidate product reads every unit's r ⊙ h
