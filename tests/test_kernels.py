@@ -197,3 +197,26 @@ def test_nan_and_inf_propagate_without_crashing(cell):
     assert np.isnan(out[0][2:, 1]).any()
     assert np.all(np.isfinite(out[0][:1]))  # steps before the bad values are untouched
     assert np.isnan(grads["dw_ih"]).any()
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("H", [20, 300])
+def test_batch_rows_split_over_threads_match_reference(cell, H, threads):
+    # With enough batch rows the time loops give each thread its own rows (no barrier);
+    # with small weights forward does too, with large ones it splits units (backward rows).
+    for lengths, reverse, batch_first, mask in [
+        ("ragged", True, False, True),
+        ("ragged", False, True, False),
+        (None, False, False, True),
+    ]:
+        case = make_case(cell, 6, 29, 5, H, seed=H, lengths=lengths, reverse=reverse,
+                         batch_first=batch_first, recurrent_mask=mask)  # fmt: skip
+        for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
+            typed = case.astype(dtype)
+            expected = typed.astype(np.float64).run(reference)
+            results = []
+            for n in (1, 2, 3):
+                threads(n)
+                results.append(_compare(typed, tol, expected))
+            _assert_identical(results[0], results[1])
+            _assert_identical(results[0], results[2])

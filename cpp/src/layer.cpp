@@ -56,6 +56,45 @@ struct Geometry {
   bool is_gru() const { return cell == Cell::Gru || cell == Cell::GruResetBefore; }
 };
 
+// One thread's part of the time loop: batch rows [b0, b1) x hidden units [j0, j1). `sync` is
+// the number of threads sharing each step's state (the barrier width): all of them when
+// units are split, none when batch rows are (rows never meet, so no barrier is needed).
+struct Part {
+  int64_t b0, b1, j0, j1;
+  int sync;
+};
+
+// Splitting batch rows costs no barrier, but every thread streams all of W_hh each step;
+// splitting units halves each thread's share of W_hh and pays a barrier per step (two in
+// backward). Measured here: rows win in backward at every shape, and in forward while W_hh
+// stays in each core's L2. Either way every thread needs full register tiles of rows.
+inline bool split_by_rows(const Geometry& g, int nth, size_t elem_bytes, bool backward) {
+  constexpr double kL2Share = 512.0 * 1024.0;  // bytes of W_hh a core keeps resident
+  const double w_hh_bytes = static_cast<double>(g.GH) * g.d.H * elem_bytes;
+  if (const char* e = std::getenv("RNNCORE_SPLIT"))
+    return nth > 1 && e[0] == 'r';  // XXX experiment
+  return nth > 1 && g.d.B >= 2 * kTileRows * nth && (backward || w_hh_bytes <= kL2Share);
+}
+
+template <typename T>
+Part loop_part(const Geometry& g, int tid, int nth, bool backward) {
+  if (split_by_rows(g, nth, sizeof(T), backward)) {
+    const auto [b0, b1] = share(g.d.B, tid, nth);
+    return {b0, b1, 0, g.d.H, 1};
+  }
+  const auto [j0, j1] = share(g.d.H, tid, nth);
+  return {0, g.d.B, j0, j1, nth};
+}
+
+// Threads for a time loop of `step_flops` per step: split by rows, the team is worth
+// forking for the whole sequence, not per step.
+inline int loop_threads(const Geometry& g, double step_flops, size_t elem_bytes, bool backward) {
+  const int nth = rnncore::get_num_threads();
+  if (split_by_rows(g, nth, elem_bytes, backward))
+    return static_cast<int>(std::min<int64_t>(nth, g.d.B / kTileRows));
+  return threads_for(step_flops);
+}
+
 // The training workspace, carved out of one slab.
 template <typename T>
 struct Workspace {
@@ -170,8 +209,9 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
 
 template <typename T>
 void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
-                  ForwardState<T>& st, T* gates, const T* w_hh_t, int64_t ld, int64_t s, int nth,
-                  int64_t j0, int64_t j1) {
+                  ForwardState<T>& st, T* gates, const T* w_hh_t, int64_t ld, int64_t s,
+                  const Part& p) {
+  const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const T* hp = st.h2.data() + (s & 1) * B * H;  // [B, H]
   T* hn = st.h2.data() + ((s + 1) & 1) * B * H;  // [B, H]
@@ -179,11 +219,15 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   const T* hg = a.h_mask ? st.hm2.data() + (s & 1) * B * H : hp;
   const Rows<T> hh_rows = dense_rows(st.hh.data(), GH);
   const bool rb = g.cell == Cell::GruResetBefore;
-  // Recurrent projection of this thread's units, every gate (r, z only for reset_before).
-  for (int64_t q = 0; q < (rb ? 2 : g.G); ++q)
-    gemm_nn<T>(0, B, q * H + j0, q * H + j1, H, dense_rows(hg, H), w_hh_t, ld, hh_rows, false);
+  // Recurrent projection of this thread's units, every gate (r, z only for reset_before):
+  // one GEMM over all gate columns when this thread owns every unit.
+  const int64_t gemm_gates = rb ? 2 : g.G;
+  const bool all_units = j0 == 0 && j1 == H;
+  for (int64_t q = 0; q < (all_units ? 1 : gemm_gates); ++q)
+    gemm_nn<T>(p.b0, p.b1, q * H + j0, all_units ? gemm_gates * H : q * H + j1, H,
+               dense_rows(hg, H), w_hh_t, ld, hh_rows, false);
   if (rb) {
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
       T* rh = st.rh.data() + b * H;
@@ -191,11 +235,11 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
                             hg + b * H, rh);
       if (ws.extra) copy_n(rh + j0, j1 - j0, ws.extra + (t * B + b) * H + j0);
     }
-    team_barrier(nth);  // the n-gate GEMM reads every unit of r*h_prev
-    gemm_nn<T>(0, B, 2 * H + j0, 2 * H + j1, H, dense_rows<const T>(st.rh.data(), H), w_hh_t, ld,
-               hh_rows, false);
+    team_barrier(p.sync);  // the n-gate GEMM reads every unit of r*h_prev
+    gemm_nn<T>(p.b0, p.b1, 2 * H + j0, 2 * H + j1, H, dense_rows<const T>(st.rh.data(), H), w_hh_t,
+               ld, hh_rows, false);
   }
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t b = p.b0; b < p.b1; ++b) {
     if (g.active(b, s))
       forward_row(g, a, ws, st, gates, b, s, j0, j1, hp + b * H, hn + b * H);
     else
@@ -203,7 +247,7 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   }
   if (a.h_mask) {  // the next step's GEMM input, this thread's units
     T* hm_next = st.hm2.data() + ((s + 1) & 1) * B * H;
-    for (int64_t i = 0; i < B * H; i += H)
+    for (int64_t i = p.b0 * H; i < p.b1 * H; i += H)
       for (int64_t j = j0; j < j1; ++j) hm_next[i + j] = hn[i + j] * a.h_mask[i + j];
   }
 }
@@ -244,11 +288,11 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
     }
   }
 
-  run_team(threads_for(2.0 * B * g.GH * H), [&](int tid, int nth) {
-    const auto [j0, j1] = share(H, tid, nth);
+  run_team(loop_threads(g, 2.0 * B * g.GH * H, sizeof(T), false), [&](int tid, int nth) {
+    const Part p = loop_part<T>(g, tid, nth, false);
     for (int64_t s = 0; s < g.steps; ++s) {
-      forward_step(g, args, ws, st, gates, w_hh_t.data(), ld, s, nth, j0, j1);
-      team_barrier(nth);  // the next step's GEMM reads every unit of h
+      forward_step(g, args, ws, st, gates, w_hh_t.data(), ld, s, p);
+      team_barrier(p.sync);  // the next step's GEMM reads every unit of h
     }
   });
 
@@ -314,19 +358,20 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
 
 template <typename T>
 void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                   BackwardState<T>& st, T* dgh, int64_t s, int nth, int64_t j0, int64_t j1) {
+                   BackwardState<T>& st, T* dgh, int64_t s, const Part& p) {
+  const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   T* dg = st.dg2.data() + (s & 1) * B * GH;  // [B, G*H]
   const Rows<T> rec_rows = dense_rows(st.rec.data(), H);
-  for (int64_t b = 0; b < B; ++b)
+  for (int64_t b = p.b0; b < p.b1; ++b)
     if (g.active(b, s)) backward_row_phase1(g, a, ws, st, dgh, dg, b, s, j0, j1);
-  team_barrier(nth);  // the GEMMs below read every unit's gate gradients
+  team_barrier(p.sync);  // the GEMMs below read every unit's gate gradients
   int64_t rec_gates = g.G;
   if (g.cell == Cell::GruResetBefore) {
     // d(r*h_prev) = dn · W_hn, then dr, then the r and z rows of W_hh.
-    gemm_nn<T>(0, B, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0}, a.w_hh + 2 * H * H, H,
+    gemm_nn<T>(p.b0, p.b1, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0}, a.w_hh + 2 * H * H, H,
                dense_rows(st.drh.data(), H), false);
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
       gru_rb_backward_phase2(H, j0, j1, ws.gates + (t * B + b) * GH,
@@ -334,11 +379,12 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
                              st.dh_cur.data() + b * H, st.drh.data() + b * H, dg + b * GH,
                              st.direct.data() + b * H);
     }
-    team_barrier(nth);
+    team_barrier(p.sync);
     rec_gates = 2;
   }
-  gemm_nn<T>(0, B, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), a.w_hh, H, rec_rows, false);
-  for (int64_t b = 0; b < B; ++b) {
+  gemm_nn<T>(p.b0, p.b1, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), a.w_hh, H, rec_rows,
+             false);
+  for (int64_t b = p.b0; b < p.b1; ++b) {
     if (!g.active(b, s)) continue;  // padded: the carried gradient passes through unchanged
     T* dh = st.dh.data() + b * H;
     const T* rec = st.rec.data() + b * H;
@@ -346,6 +392,16 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
     const T* m = st.mask + b * H;
     for (int64_t j = j0; j < j1; ++j) dh[j] = rec[j] * m[j] + (g.is_gru() ? direct[j] : T(0));
   }
+}
+
+// out[m] = sum over rows r in order of in[r, m], for the columns m in [m0, m1) of in [R, ld].
+template <typename T>
+void column_sums(const T* in, int64_t R, int64_t ld, int64_t m0, int64_t m1, T* out) {
+  each_lanes<T>(m0, m1, [&](auto l) {
+    Vec<T> sum{};
+    for (int64_t r = 0; r < R; ++r) sum += l.ld(in + r * ld);
+    l.st(out, sum);
+  });
 }
 
 // dx, dW_ih, dW_hh, db_ih, db_hh from the stored per-step gate gradients: one GEMM each
@@ -380,15 +436,8 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
     if (rb)  // the n rows of W_hh multiply r*h_prev, not h_prev
       gemm_tn<T>(std::max(m0, rz_rows), m1, H, TB, dgh_rows, dense_rows<const T>(ws.extra, H),
                  a.dw_hh, H, false);
-    for (int64_t m = m0; m < m1; ++m) {
-      if (a.db_ih) a.db_ih[m] = T(0);
-      if (a.db_hh) a.db_hh[m] = T(0);
-    }
-    for (int64_t r = 0; r < TB; ++r)
-      for (int64_t m = m0; m < m1; ++m) {
-        if (a.db_ih) a.db_ih[m] += dgx[r * GH + m];
-        if (a.db_hh) a.db_hh[m] += dgh[r * GH + m];
-      }
+    if (a.db_ih) column_sums(dgx, TB, GH, m0, m1, a.db_ih);
+    if (a.db_hh) column_sums(dgh, TB, GH, m0, m1, a.db_hh);
   });
   // Padded steps did no work: their dx is zero, not 0 * W_ih.
   g.each_padded([&](int64_t t, int64_t b) { fill_zero(dx_rows(t * d.B + b), d.I); });
@@ -411,9 +460,9 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   copy_or_zero(st.dh.data(), a.dh_n, B * H);
   if (g.is_lstm()) copy_or_zero(st.dc.data(), a.dc_n, B * H);
 
-  run_team(threads_for(4.0 * B * GH * H), [&](int tid, int nth) {
-    const auto [j0, j1] = share(H, tid, nth);
-    for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, dgh, s, nth, j0, j1);
+  run_team(loop_threads(g, 4.0 * B * GH * H, sizeof(T), true), [&](int tid, int nth) {
+    const Part p = loop_part<T>(g, tid, nth, true);
+    for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, dgh, s, p);
   });
 
   if (a.h_mask)  // dW_hh multiplies the masked states; the loop no longer needs the plain ones
