@@ -220,3 +220,19 @@ def test_batch_rows_split_over_threads_match_reference(cell, H, threads):
                 results.append(_compare(typed, tol, expected))
             _assert_identical(results[0], results[1])
             _assert_identical(results[0], results[2])
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_inference_reusing_a_kept_gate_slab_matches_reference(cell):
+    # Inference keeps its gate slab (over 1 MiB here) for the thread's next call, without
+    # clearing it: a smaller call that reuses the block, with padded steps, must not see
+    # the previous call's numbers.
+    H = 256 // cell.gates  # slabs of T x B x 256 floats: 1.35 MB, then 1.11 MB
+    big = make_case(cell, 40, 33, 3, H, seed=1, lengths=None).astype(np.float32)
+    small = make_case(cell, 34, 32, 2, H, seed=2, lengths="ragged").astype(np.float32)
+    for case in (big, small, big):
+        expected, _ = case.astype(np.float64).run(reference)
+        got = case.cell.fn(rnncore)(**case.arrays, **case.options)
+        for a, b in zip(got, expected):
+            if b is not None:
+                assert _err(a, b, F32_TOL) <= F32_TOL

@@ -260,8 +260,8 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, TB = d.T * d.B;
   Workspace<T> ws = a.workspace ? carve(g, a.workspace) : Workspace<T>{};
-  Buffer<T> owned_gates(a.workspace ? 0 : TB * g.GH);
-  T* gates = a.workspace ? ws.gates : owned_gates.data();  // [T, B, G*H]
+  Buffer<T> owned_gates(a.workspace ? 0 : TB * g.GH, Alloc::kReused);  // input_projection fills it
+  T* gates = a.workspace ? ws.gates : owned_gates.data();              // [T, B, G*H]
   input_projection(g, a.x, a.w_ih, a.b_ih, gates);
   const int64_t ld = packed_ld<T>(g.GH);
   Buffer<T> w_hh_t(H * ld);  // [H, G*H] (leading dimension ld)
