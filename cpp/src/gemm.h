@@ -44,7 +44,7 @@ Rows<T> sequence_rows(T* base, int64_t T_, int64_t B, int64_t width, bool batch_
 
 // Register tile: kTileRows rows x kTileVecs vectors of accumulators (24 zmm with AVX-512;
 // 12 ymm/xmm otherwise, leaving room for the B vectors and the broadcast).
-constexpr int kTileRows = 6;
+constexpr int kTileRows = 6;  // tile_rows instantiates 1..6
 constexpr int kTileVecs = RNNCORE_VEC_BYTES == 64 ? 4 : 2;
 
 // c[mm][v*W .. v*W+W) (= or +=) sum_k a(mm, k) * brow(k)[v*W ..], k in order, one FMA per
@@ -85,22 +85,22 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
     }
 }
 
-// Tiles of NV vectors (Partial: `cols` < W columns) at column offset off for up to
-// kTileRows rows: one register tile for a full block of rows, else row by row.
+// Tiles of NV vectors (Partial: `cols` < W columns) at column offset off for mr <= kTileRows
+// rows: one register tile of exactly mr rows (a batch of 64 leaves 4 rows after ten tiles
+// of 6; row-by-row tiles would run them at a quarter of the FMA rate).
 template <typename T, int NV, bool Partial, typename AElem, typename BRow>
 inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a, BRow brow,
                       T* const* crow, bool accumulate) {
   auto b_at = [&](int64_t k) { return brow(k) + off; };
-  if (mr == kTileRows) {
-    T* rows[kTileRows];
-    for (int64_t mm = 0; mm < kTileRows; ++mm) rows[mm] = crow[mm] + off;
-    vector_tile<T, kTileRows, NV, Partial>(K, a, b_at, rows, accumulate, cols);
-    return;
-  }
-  for (int64_t mm = 0; mm < mr; ++mm) {
-    T* row[1] = {crow[mm] + off};
-    auto a_row = [&](int, int64_t k) { return a(mm, k); };
-    vector_tile<T, 1, NV, Partial>(K, a_row, b_at, row, accumulate, cols);
+  T* rows[kTileRows];
+  for (int64_t mm = 0; mm < mr; ++mm) rows[mm] = crow[mm] + off;
+  switch (mr) {
+    case 6: vector_tile<T, 6, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
+    case 5: vector_tile<T, 5, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
+    case 4: vector_tile<T, 4, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
+    case 3: vector_tile<T, 3, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
+    case 2: vector_tile<T, 2, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
+    default: vector_tile<T, 1, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
   }
 }
 
