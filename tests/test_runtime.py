@@ -26,7 +26,7 @@ def test_thread_count_setting(threads):
 
 def test_kernels_release_the_gil():
     """While one thread is inside a long kernel call, Python code keeps running."""
-    case = make_case(CELLS[2], 400, 32, 128, 128, seed=0, lengths=None).astype(np.float32)
+    case = make_case(CELLS[2], 1500, 32, 128, 128, seed=0, lengths=None).astype(np.float32)
     window = {}
 
     def worker():

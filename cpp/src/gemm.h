@@ -49,19 +49,23 @@ constexpr int kTileVecs = RNNCORE_VEC_BYTES == 64 ? 4 : 2;
 
 // c[mm][v*W .. v*W+W) (= or +=) sum_k a(mm, k) * brow(k)[v*W ..], k in order, one FMA per
 // element and k, so results never depend on where a tile boundary falls. A Partial tile is
-// one vector of which only the first `cols` columns are read and written (masked).
+// one vector of which only the first `cols` columns are read and written (masked). Without
+// accumulate, the sums start from bias (a row broadcast down the tile) when given, else 0.
 template <typename T, int MR, int NV, bool Partial, typename AElem, typename BRow>
 inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accumulate,
-                        int64_t cols) {
+                        int64_t cols, const T* bias) {
   using S = Simd<T>;
   using V = typename S::V;
   static_assert(!Partial || NV == 1, "a partial tile is one vector wide");
   auto load = [cols](const T* p) { return Partial ? S::load_n(p, cols) : S::load(p); };
+  V start[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) start[v] = bias ? load(bias + v * S::W) : V{};
   V acc[MR][NV];
 #pragma GCC unroll 8
   for (int mm = 0; mm < MR; ++mm)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[mm][v] = accumulate ? load(crow[mm] + v * S::W) : V{};
+    for (int v = 0; v < NV; ++v) acc[mm][v] = accumulate ? load(crow[mm] + v * S::W) : start[v];
   for (int64_t k = 0; k < K; ++k) {
     const T* b = brow(k);
     V bv[NV];
@@ -90,17 +94,18 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
 // of 6; row-by-row tiles would run them at a quarter of the FMA rate).
 template <typename T, int NV, bool Partial, typename AElem, typename BRow>
 inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a, BRow brow,
-                      T* const* crow, bool accumulate) {
+                      T* const* crow, bool accumulate, const T* bias) {
+  const T* bias_at = bias ? bias + off : nullptr;
   auto b_at = [&](int64_t k) { return brow(k) + off; };
   T* rows[kTileRows];
   for (int64_t mm = 0; mm < mr; ++mm) rows[mm] = crow[mm] + off;
   switch (mr) {
-    case 6: vector_tile<T, 6, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
-    case 5: vector_tile<T, 5, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
-    case 4: vector_tile<T, 4, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
-    case 3: vector_tile<T, 3, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
-    case 2: vector_tile<T, 2, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
-    default: vector_tile<T, 1, NV, Partial>(K, a, b_at, rows, accumulate, cols); break;
+    case 6: vector_tile<T, 6, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
+    case 5: vector_tile<T, 5, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
+    case 4: vector_tile<T, 4, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
+    case 3: vector_tile<T, 3, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
+    case 2: vector_tile<T, 2, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
+    default: vector_tile<T, 1, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
   }
 }
 
@@ -108,13 +113,13 @@ inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a,
 // vectors, then one masked vector for the last columns.
 template <typename T, typename AElem, typename BRow>
 void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BRow brow, T* const* crow,
-                bool accumulate) {
+                bool accumulate, const T* bias = nullptr) {
   constexpr int64_t W = Simd<T>::W;
   int64_t n = 0;
   for (; n + kTileVecs * W <= nw; n += kTileVecs * W)
-    tile_rows<T, kTileVecs, false>(mr, n, 0, K, a, brow, crow, accumulate);
-  for (; n + W <= nw; n += W) tile_rows<T, 1, false>(mr, n, 0, K, a, brow, crow, accumulate);
-  if (n < nw) tile_rows<T, 1, true>(mr, n, nw - n, K, a, brow, crow, accumulate);
+    tile_rows<T, kTileVecs, false>(mr, n, 0, K, a, brow, crow, accumulate, bias);
+  for (; n + W <= nw; n += W) tile_rows<T, 1, false>(mr, n, 0, K, a, brow, crow, accumulate, bias);
+  if (n < nw) tile_rows<T, 1, true>(mr, n, nw - n, K, a, brow, crow, accumulate, bias);
 }
 
 // Cache blocking: the part of one operand that every row tile passes over is kept to about
@@ -125,9 +130,10 @@ constexpr int64_t kChunkK = 256;          // gemm_tn: k rows per pass
 // C[m, n] (= or +=) sum_k A[m, k] * Bm[k, n] for m in [m0, m1), n in [n0, n1).
 // A rows are contiguous in k; Bm is row-major with leading dimension ldb. Columns go in
 // chunks whose K x chunk block of Bm fits kL2Block; all row tiles pass over one chunk.
+// bias (optional, indexed by n like C's rows): C = bias + A·Bm when not accumulating.
 template <typename T>
 void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<const T> A,
-             const T* Bm, int64_t ldb, Rows<T> C, bool accumulate) {
+             const T* Bm, int64_t ldb, Rows<T> C, bool accumulate, const T* bias = nullptr) {
   const int64_t NR = kTileVecs * Simd<T>::W;
   const int64_t chunk =
       std::max<int64_t>(NR, kL2Block / std::max<int64_t>(1, K * sizeof(T)) / NR * NR);
@@ -143,7 +149,8 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<con
       }
       gemm_block<T>(
           mr, nw, K, [&](int64_t mm, int64_t k) { return arow[mm][k]; },
-          [&](int64_t k) { return Bm + k * ldb + nb; }, crow, accumulate);
+          [&](int64_t k) { return Bm + k * ldb + nb; }, crow, accumulate,
+          bias ? bias + nb : nullptr);
     }
   }
 }

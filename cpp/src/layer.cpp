@@ -156,11 +156,11 @@ void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_i
   const int64_t ld = packed_ld<T>(g.GH);
   Buffer<T> w_ih_t(d.I * ld);  // [I, G*H] (leading dimension ld)
   transpose_into(w_ih, g.GH, d.I, w_ih_t.data(), ld);
-  for (int64_t r = 0; r < TB; ++r) copy_or_zero(gates + r * g.GH, b_ih, g.GH);
   const Rows<const T> x_rows = sequence_rows(x, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * g.GH * d.I), [&](int tid, int nth) {
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, w_ih_t.data(), ld, dense_rows(gates, g.GH), true);
+    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, w_ih_t.data(), ld, dense_rows(gates, g.GH), false,
+               b_ih);
   });
 }
 
