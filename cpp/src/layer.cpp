@@ -82,7 +82,7 @@ Part loop_part(const Geometry& g, int tid, int nth, bool backward) {
     const auto [b0, b1] = share(g.d.B, tid, nth);
     return {b0, b1, 0, g.d.H, 1};
   }
-  const auto [j0, j1] = share(g.d.H, tid, nth);
+  const auto [j0, j1] = share_aligned(g.d.H, tid, nth, Simd<T>::W);
   return {0, g.d.B, j0, j1, nth};
 }
 

@@ -89,7 +89,7 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
   const int64_t G = gate_count(cell), GH = G * H;
   const int nth = threads_for(2.0 * static_cast<double>(B * GH * (I + H)));
   run_team(nth, [&](int tid, int n_threads) {
-    const auto [u0, u1] = share(H, tid, n_threads);
+    const auto [u0, u1] = share_aligned(H, tid, n_threads, Simd<T>::W);
     for (int64_t b = 0; b < B; ++b) {
       T *gx = a.gx + b * GH, *gh = a.gh + b * GH, *h = a.h + b * H;
       gate_rows(a.x + b * I, a.w_ih_t, I, a.ld, G, H, a.b_ih, u0, u1, gx);

@@ -79,5 +79,13 @@ inline std::pair<int64_t, int64_t> share(int64_t n, int tid, int nth) {
   return {n * tid / nth, n * (tid + 1) / nth};
 }
 
+// As share, with every boundary but n itself a multiple of `align` (the vector width), so
+// each hidden unit sits in the same vector lane, full or tail, for any thread count: the
+// results cannot depend on how a compiler built the full-vector and tail paths.
+inline std::pair<int64_t, int64_t> share_aligned(int64_t n, int tid, int nth, int64_t align) {
+  auto begin = [&](int t) { return t == nth ? n : n * t / nth / align * align; };
+  return {begin(tid), begin(tid + 1)};
+}
+
 }  // namespace RNNCORE_KERNEL_NS
 }  // namespace rnncore
