@@ -44,7 +44,7 @@ Rows<T> sequence_rows(T* base, int64_t T_, int64_t B, int64_t width, bool batch_
 
 // Register tile: kTileRows rows x kTileVecs vectors of accumulators (24 zmm with AVX-512;
 // 12 ymm/xmm otherwise, leaving room for the B vectors and the broadcast).
-constexpr int kTileRows = 6;  // tile_rows instantiates 1..6
+constexpr int kTileRows = 6;
 constexpr int kTileVecs = RNNCORE_VEC_BYTES == 64 ? 4 : 2;
 
 // c[mm][v*W .. v*W+W) (= or +=) sum_k a(mm, k) * brow(k)[v*W ..], k in order, one FMA per
@@ -57,7 +57,8 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
   using S = Simd<T>;
   using V = typename S::V;
   static_assert(!Partial || NV == 1, "a partial tile is one vector wide");
-  auto load = [cols](const T* p) { return Partial ? S::load_n(p, cols) : S::load(p); };
+  const Lanes<T, !Partial> lanes{0, Partial ? cols : S::W};  // full or masked loads/stores
+  auto load = [&lanes](const T* p) { return lanes.ld(p); };
   V start[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) start[v] = bias ? load(bias + v * S::W) : V{};
@@ -81,12 +82,7 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
 #pragma GCC unroll 8
   for (int mm = 0; mm < MR; ++mm)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      if constexpr (Partial)
-        S::store_n(crow[mm], acc[mm][v], cols);
-      else
-        S::store(crow[mm] + v * S::W, acc[mm][v]);
-    }
+    for (int v = 0; v < NV; ++v) lanes.st(crow[mm] + v * S::W, acc[mm][v]);
 }
 
 // Tiles of NV vectors (Partial: `cols` < W columns) at column offset off for mr <= kTileRows
@@ -95,6 +91,7 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
 template <typename T, int NV, bool Partial, typename AElem, typename BRow>
 inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a, BRow brow,
                       T* const* crow, bool accumulate, const T* bias) {
+  static_assert(kTileRows == 6, "the switch below has a case for every tile height");
   const T* bias_at = bias ? bias + off : nullptr;
   auto b_at = [&](int64_t k) { return brow(k) + off; };
   T* rows[kTileRows];

@@ -71,8 +71,6 @@ struct Part {
 inline bool split_by_rows(const Geometry& g, int nth, size_t elem_bytes, bool backward) {
   constexpr double kL2Share = 512.0 * 1024.0;  // bytes of W_hh a core keeps resident
   const double w_hh_bytes = static_cast<double>(g.GH) * g.d.H * elem_bytes;
-  if (const char* e = std::getenv("RNNCORE_SPLIT"))
-    return nth > 1 && e[0] == 'r';  // XXX experiment
   return nth > 1 && g.d.B >= 2 * kTileRows * nth && (backward || w_hh_bytes <= kL2Share);
 }
 
@@ -86,13 +84,12 @@ Part loop_part(const Geometry& g, int tid, int nth, bool backward) {
   return {0, g.d.B, j0, j1, nth};
 }
 
-// Threads for a time loop of `step_flops` per step: split by rows, the team is worth
-// forking for the whole sequence, not per step.
+// Threads for a time loop of `step_flops` per step: split by rows (which already requires
+// full register tiles for every thread), the team is worth forking for the whole sequence,
+// not per step.
 inline int loop_threads(const Geometry& g, double step_flops, size_t elem_bytes, bool backward) {
   const int nth = rnncore::get_num_threads();
-  if (split_by_rows(g, nth, elem_bytes, backward))
-    return static_cast<int>(std::min<int64_t>(nth, g.d.B / kTileRows));
-  return threads_for(step_flops);
+  return split_by_rows(g, nth, elem_bytes, backward) ? nth : threads_for(step_flops);
 }
 
 // The training workspace, carved out of one slab.

@@ -75,16 +75,16 @@ inline void team_barrier(int nth) {
 }
 
 // Contiguous share [begin, end) of n items for thread tid of nth.
-inline std::pair<int64_t, int64_t> share(int64_t n, int tid, int nth) {
-  return {n * tid / nth, n * (tid + 1) / nth};
-}
-
-// As share, with every boundary but n itself a multiple of `align` (the vector width), so
+// With align > 1 every boundary but n itself is a multiple of align (the vector width), so
 // each hidden unit sits in the same vector lane, full or tail, for any thread count: the
 // results cannot depend on how a compiler built the full-vector and tail paths.
 inline std::pair<int64_t, int64_t> share_aligned(int64_t n, int tid, int nth, int64_t align) {
   auto begin = [&](int t) { return t == nth ? n : n * t / nth / align * align; };
   return {begin(tid), begin(tid + 1)};
+}
+
+inline std::pair<int64_t, int64_t> share(int64_t n, int tid, int nth) {
+  return share_aligned(n, tid, nth, 1);
 }
 
 }  // namespace RNNCORE_KERNEL_NS
