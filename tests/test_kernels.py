@@ -236,3 +236,19 @@ def test_inference_reusing_a_kept_gate_slab_matches_reference(cell):
         for a, b in zip(got, expected):
             if b is not None:
                 assert _err(a, b, F32_TOL) <= F32_TOL
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_calls_reusing_kept_packed_weights_match_reference(cell, threads):
+    # Packed weights of 256 KiB or more are kept per thread and reused, uncleared, by the
+    # next call that fits: new weights and a narrower layer must be packed afresh, and a
+    # batch-1 call splits units over threads (each packs its own columns).
+    for n in (1, 2):
+        threads(n)
+        for seed, B, I, H in [(3, 1, 96, 256), (4, 1, 80, 200), (5, 13, 96, 256)]:
+            case = make_case(cell, 3, B, I, H, seed=seed, lengths=None).astype(np.float32)
+            expected, _ = case.astype(np.float64).run(reference)
+            got = case.cell.fn(rnncore)(**case.arrays, **case.options)
+            for a, b in zip(got, expected):
+                if b is not None:
+                    assert _err(a, b, F32_TOL) <= F32_TOL

@@ -12,39 +12,58 @@
 namespace rnncore {
 namespace RNNCORE_KERNEL_NS {
 
-// One large block kept per calling thread for its next kernel call. Inference's gate slab
-// is tens of MiB: a fresh mapping of that size costs a page fault and a kernel zeroing per
-// 4 KiB on every call (keeping it took a large LSTM forward from 97 to 73 ms here).
+// A few large blocks kept per thread for its next kernel calls. Inference's gate slab is tens
+// of MiB and packed weights are MiBs: a fresh mapping costs a page fault and a kernel zeroing
+// per 4 KiB on every call (keeping the slab took a large LSTM forward from 97 to 73 ms here;
+// keeping the packed weights took a batch-1 LSTM call of one step from ~190 to ~40 us).
 class BlockCache {
  public:
-  static constexpr size_t kMinBytes = size_t(1) << 20;  // smaller blocks come from malloc's bins
+  static constexpr size_t kMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
+  static constexpr int kSlots = 4;  // a gate slab and packed W_ih, W_hh per calling thread
   BlockCache() = default;
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
-  ~BlockCache() { std::free(block_); }
-  // The kept block if it fits `bytes` without wasting more than half of it (its size goes
-  // to `bytes`), else nullptr.
+  ~BlockCache() {
+    for (Slot& s : slots_) std::free(s.block);
+  }
+  // The smallest kept block that fits `bytes` without wasting more than half of it (its size
+  // goes to `bytes`), else nullptr.
   void* take(size_t& bytes) {
-    if (!block_ || bytes > size_ || bytes < size_ / 2) return nullptr;
-    void* p = block_;
-    bytes = size_;
-    block_ = nullptr;
+    Slot* best = nullptr;
+    for (Slot& s : slots_)
+      if (s.block && s.size >= bytes && bytes >= s.size / 2 && (!best || s.size < best->size))
+        best = &s;
+    if (!best) return nullptr;
+    void* p = best->block;
+    bytes = best->size;
+    *best = Slot{};
     return p;
   }
-  // Keeps the larger of the returned block and the kept one; frees the other.
+  // Keeps the returned block in a free slot, or in place of the smallest kept block if it is
+  // larger; frees whichever is not kept.
   void give(void* p, size_t bytes) {
-    if (block_ && size_ >= bytes) {
+    Slot* target = &slots_[0];
+    for (Slot& s : slots_) {
+      if (!s.block) {
+        target = &s;
+        break;
+      }
+      if (s.size < target->size) target = &s;
+    }
+    if (target->block && target->size >= bytes) {
       std::free(p);
       return;
     }
-    std::free(block_);
-    block_ = p;
-    size_ = bytes;
+    std::free(target->block);
+    *target = Slot{p, bytes};
   }
 
  private:
-  void* block_ = nullptr;
-  size_t size_ = 0;
+  struct Slot {
+    void* block = nullptr;
+    size_t size = 0;
+  };
+  Slot slots_[kSlots];
 };
 
 inline BlockCache& thread_block_cache() {
@@ -55,8 +74,8 @@ inline BlockCache& thread_block_cache() {
 enum class Alloc {
   kZeroed,  // fresh and zero-filled
   kReused,  // through the thread's BlockCache when large; contents undefined (the caller
-            // writes every element first). Only inference's gate slab: training allocations
-            // stay fresh, so the block never lingers behind a training step's memory.
+            // writes every element it reads). Inference's gate slab and packed weights:
+            // training's activation-sized buffers stay fresh, so they never linger.
 };
 
 // A 64-byte-aligned array of n elements.

@@ -87,50 +87,75 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
 
 // Tiles of NV vectors (Partial: `cols` < W columns) at column offset off for mr <= kTileRows
 // rows: one register tile of exactly mr rows (a batch of 64 leaves 4 rows after ten tiles
-// of 6; row-by-row tiles would run them at a quarter of the FMA rate).
-template <typename T, int NV, bool Partial, typename AElem, typename BRow>
-inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a, BRow brow,
+// of 6; row-by-row tiles would run them at a quarter of the FMA rate). b_at(k, n) points at
+// B[k][n].
+template <typename T, int NV, bool Partial, typename AElem, typename BAt>
+inline void tile_rows(int64_t mr, int64_t off, int64_t cols, int64_t K, AElem a, BAt b_at,
                       T* const* crow, bool accumulate, const T* bias) {
   static_assert(kTileRows == 6, "the switch below has a case for every tile height");
   const T* bias_at = bias ? bias + off : nullptr;
-  auto b_at = [&](int64_t k) { return brow(k) + off; };
+  auto brow = [&](int64_t k) { return b_at(k, off); };
   T* rows[kTileRows];
   for (int64_t mm = 0; mm < mr; ++mm) rows[mm] = crow[mm] + off;
   switch (mr) {
-    case 6: vector_tile<T, 6, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
-    case 5: vector_tile<T, 5, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
-    case 4: vector_tile<T, 4, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
-    case 3: vector_tile<T, 3, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
-    case 2: vector_tile<T, 2, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
-    default: vector_tile<T, 1, NV, Partial>(K, a, b_at, rows, accumulate, cols, bias_at); break;
+    case 6: vector_tile<T, 6, NV, Partial>(K, a, brow, rows, accumulate, cols, bias_at); break;
+    case 5: vector_tile<T, 5, NV, Partial>(K, a, brow, rows, accumulate, cols, bias_at); break;
+    case 4: vector_tile<T, 4, NV, Partial>(K, a, brow, rows, accumulate, cols, bias_at); break;
+    case 3: vector_tile<T, 3, NV, Partial>(K, a, brow, rows, accumulate, cols, bias_at); break;
+    case 2: vector_tile<T, 2, NV, Partial>(K, a, brow, rows, accumulate, cols, bias_at); break;
+    default: vector_tile<T, 1, NV, Partial>(K, a, brow, rows, accumulate, cols, bias_at); break;
   }
 }
 
 // One block of up to kTileRows rows and nw columns: full tiles where possible, single
 // vectors, then one masked vector for the last columns.
-template <typename T, typename AElem, typename BRow>
-void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BRow brow, T* const* crow,
+template <typename T, typename AElem, typename BAt>
+void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BAt b_at, T* const* crow,
                 bool accumulate, const T* bias = nullptr) {
   constexpr int64_t W = Simd<T>::W;
   int64_t n = 0;
   for (; n + kTileVecs * W <= nw; n += kTileVecs * W)
-    tile_rows<T, kTileVecs, false>(mr, n, 0, K, a, brow, crow, accumulate, bias);
-  for (; n + W <= nw; n += W) tile_rows<T, 1, false>(mr, n, 0, K, a, brow, crow, accumulate, bias);
-  if (n < nw) tile_rows<T, 1, true>(mr, n, nw - n, K, a, brow, crow, accumulate, bias);
+    tile_rows<T, kTileVecs, false>(mr, n, 0, K, a, b_at, crow, accumulate, bias);
+  for (; n + W <= nw; n += W) tile_rows<T, 1, false>(mr, n, 0, K, a, b_at, crow, accumulate, bias);
+  if (n < nw) tile_rows<T, 1, true>(mr, n, nw - n, K, a, b_at, crow, accumulate, bias);
 }
+
+// The B operand of gemm_nn, row-major with leading dimension ld.
+template <typename T>
+struct DenseB {
+  const T* data;
+  int64_t ld;
+  const T* at(int64_t k, int64_t n) const { return data + k * ld + n; }
+};
+
+// The B operand of gemm_nn packed in column panels (pack.h): columns [p*kCols, (p+1)*kCols)
+// stored [K, kCols] contiguous, panel after panel. A tile streams one contiguous block
+// (a few pages, prefetched) instead of K rows of a long row-major matrix, one page each.
+template <typename T>
+struct PanelB {
+  static constexpr int64_t kCols = kTileVecs * Simd<T>::W;  // one full register tile wide
+  const T* data;
+  int64_t K;
+  const T* at(int64_t k, int64_t n) const {
+    return data + (n / kCols) * K * kCols + k * kCols + n % kCols;
+  }
+  static int64_t elems(int64_t width, int64_t K_) {
+    return (width + kCols - 1) / kCols * kCols * K_;
+  }
+};
 
 // Cache blocking: the part of one operand that every row tile passes over is kept to about
 // a third of a core's 1 MiB L2, so it is read from memory once instead of once per tile.
 constexpr int64_t kL2Block = 384 * 1024;  // bytes
 constexpr int64_t kChunkK = 256;          // gemm_tn: k rows per pass
 
-// C[m, n] (= or +=) sum_k A[m, k] * Bm[k, n] for m in [m0, m1), n in [n0, n1).
-// A rows are contiguous in k; Bm is row-major with leading dimension ldb. Columns go in
-// chunks whose K x chunk block of Bm fits kL2Block; all row tiles pass over one chunk.
-// bias (optional, indexed by n like C's rows): C = bias + A·Bm when not accumulating.
-template <typename T>
+// C[m, n] (= or +=) sum_k A[m, k] * B[k, n] for m in [m0, m1), n in [n0, n1).
+// A rows are contiguous in k; B is a DenseB or a PanelB. Columns go in chunks whose K x chunk
+// block of B fits kL2Block; all row tiles pass over one chunk.
+// bias (optional, indexed by n like C's rows): C = bias + A·B when not accumulating.
+template <typename T, typename BMat>
 void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<const T> A,
-             const T* Bm, int64_t ldb, Rows<T> C, bool accumulate, const T* bias = nullptr) {
+             const BMat& B, Rows<T> C, bool accumulate, const T* bias = nullptr) {
   const int64_t NR = kTileVecs * Simd<T>::W;
   const int64_t chunk =
       std::max<int64_t>(NR, kL2Block / std::max<int64_t>(1, K * sizeof(T)) / NR * NR);
@@ -146,7 +171,7 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<con
       }
       gemm_block<T>(
           mr, nw, K, [&](int64_t mm, int64_t k) { return arow[mm][k]; },
-          [&](int64_t k) { return Bm + k * ldb + nb; }, crow, accumulate,
+          [&](int64_t k, int64_t n) { return B.at(k, nb + n); }, crow, accumulate,
           bias ? bias + nb : nullptr);
     }
   }
@@ -178,7 +203,7 @@ void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows
         for (int64_t mm = 0; mm < mr; ++mm) crow[mm] = C + (mb + mm) * ldc;
         gemm_block<T>(
             mr, N, kn, [&](int64_t mm, int64_t k) { return drow[k][mb + mm]; },
-            [&](int64_t k) { return erow[k]; }, crow, accumulate || kc > 0);
+            [&](int64_t k, int64_t n) { return erow[k] + n; }, crow, accumulate || kc > 0);
       }
     }
   }

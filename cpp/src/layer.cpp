@@ -7,6 +7,7 @@
 #include "buffer.h"
 #include "cells.h"
 #include "gemm.h"
+#include "pack.h"
 #include "threading.h"
 
 namespace rnncore {
@@ -116,27 +117,6 @@ Workspace<T> carve(const Geometry& g, T* slab) {
   return ws;
 }
 
-// Leading dimension of packed transposed weights with N columns: padded by 64 bytes so that
-// rows are never a power of two apart (LSTM's 4H often is), which would map every row the
-// GEMM streams through onto the same L1 cache sets.
-template <typename T>
-int64_t packed_ld(int64_t N) {
-  return N + 64 / static_cast<int64_t>(sizeof(T));
-}
-
-// out[k, n] = in[n, k] for in [N, K] (out has leading dimension ld), in 32 x 32 blocks: a
-// plain loop writes with a stride of ld elements, which thrashes the cache and TLB.
-template <typename T>
-void transpose_into(const T* in, int64_t N, int64_t K, T* out, int64_t ld) {
-  constexpr int64_t kBlock = 32;
-  for (int64_t n0 = 0; n0 < N; n0 += kBlock)
-    for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
-      const int64_t n1 = std::min(N, n0 + kBlock), k1 = std::min(K, k0 + kBlock);
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t k = k0; k < k1; ++k) out[k * ld + n] = in[n * K + k];
-    }
-}
-
 template <typename T>
 void copy_or_zero(T* dst, const T* src, int64_t n) {
   if (src)
@@ -146,20 +126,82 @@ void copy_or_zero(T* dst, const T* src, int64_t n) {
 }
 
 // gates[t*B + b, :] = x[t, b, :] · W_ihᵀ + b_ih for all T·B rows (one GEMM before the loop).
+// The team packs W_ihᵀ's panels together, then each thread multiplies its share of rows.
 template <typename T>
 void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_ih, T* gates) {
   const Dims& d = g.d;
-  const int64_t TB = d.T * d.B;
-  const int64_t ld = packed_ld<T>(g.GH);
-  Buffer<T> w_ih_t(d.I * ld);  // [I, G*H] (leading dimension ld)
-  transpose_into(w_ih, g.GH, d.I, w_ih_t.data(), ld);
+  const int64_t TB = d.T * d.B, NR = PanelB<T>::kCols;
+  Buffer<T> w_ih_t(PanelB<T>::elems(g.GH, d.I), Alloc::kReused);  // W_ihᵀ [I, G*H] in panels
   const Rows<const T> x_rows = sequence_rows(x, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * g.GH * d.I), [&](int tid, int nth) {
+    const auto [p0, p1] = share((g.GH + NR - 1) / NR, tid, nth);
+    pack_columns(w_ih, d.I, p0 * NR, std::min(g.GH, p1 * NR), w_ih_t.data() + p0 * NR * d.I);
+    team_barrier(nth);  // every thread's rows meet every panel
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, w_ih_t.data(), ld, dense_rows(gates, g.GH), false,
-               b_ih);
+    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, PanelB<T>{w_ih_t.data(), d.I}, dense_rows(gates, g.GH),
+               false, b_ih);
   });
 }
+
+// The recurrent weights one thread multiplies by, packed by that thread before its loop:
+// W_hhᵀ's columns for each gate block of its units (or all columns when it owns every
+// unit), so the panels sit in the cache of the core that reads them every step.
+template <typename T>
+class StepWeights {
+ public:
+  struct Block {
+    int64_t c0, c1;  // columns of W_hhᵀ (gate q, unit j at q*H + j)
+    PanelB<T> b;
+  };
+  StepWeights(const Geometry& g, const T* w_hh, const Part& p)
+      : n_(plan(g, p)), panels_(panel_elems(), Alloc::kReused) {
+    T* next = panels_.data();
+    for (int i = 0; i < n_; ++i) {
+      Block& blk = blocks_[i];
+      pack_columns(w_hh, g.d.H, blk.c0, blk.c1, next);
+      blk.b = PanelB<T>{next, g.d.H};
+      next += PanelB<T>::elems(blk.c1 - blk.c0, g.d.H);
+    }
+  }
+  // hh[b, c] = A[b, :] · W_hhᵀ[:, c] for rows [b0, b1) and this thread's columns in [lo, hi).
+  void multiply(int64_t b0, int64_t b1, Rows<const T> A, int64_t lo, int64_t hi, T* hh,
+                int64_t ld) const {
+    for (int i = 0; i < n_; ++i) {
+      const Block& blk = blocks_[i];
+      if (blk.c0 >= lo && blk.c1 <= hi)
+        gemm_nn<T>(b0, b1, 0, blk.c1 - blk.c0, blk.b.K, A, blk.b, dense_rows(hh + blk.c0, ld),
+                   false);
+    }
+  }
+
+ private:
+  // Fills blocks_ with this thread's column ranges; returns how many.
+  int plan(const Geometry& g, const Part& p) {
+    const int64_t H = g.d.H;
+    int n = 0;
+    auto add = [&](int64_t c0, int64_t c1) {
+      if (c1 > c0) blocks_[n++] = Block{c0, c1, PanelB<T>{nullptr, H}};
+    };
+    const bool rb = g.cell == Cell::GruResetBefore;
+    if (p.j0 == 0 && p.j1 == H) {  // all units: one block, or r|z and n for reset_before
+      add(0, rb ? 2 * H : g.GH);
+      if (rb) add(2 * H, g.GH);
+    } else {
+      for (int64_t q = 0; q < g.G; ++q) add(q * H + p.j0, q * H + p.j1);
+    }
+    return n;
+  }
+  int64_t panel_elems() const {
+    int64_t total = 0;
+    for (int i = 0; i < n_; ++i)
+      total += PanelB<T>::elems(blocks_[i].c1 - blocks_[i].c0, blocks_[i].b.K);
+    return total;
+  }
+
+  Block blocks_[4];  // at most one per gate
+  int n_;
+  Buffer<T> panels_;
+};
 
 // Forward state that lives only during the loop.
 template <typename T>
@@ -206,7 +248,7 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
 
 template <typename T>
 void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
-                  ForwardState<T>& st, T* gates, const T* w_hh_t, int64_t ld, int64_t s,
+                  ForwardState<T>& st, T* gates, const StepWeights<T>& w_hh, int64_t s,
                   const Part& p) {
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
@@ -214,15 +256,9 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   T* hn = st.h2.data() + ((s + 1) & 1) * B * H;  // [B, H]
   // [B, H] what W_hh multiplies: h_prev, or h_prev * h_mask under recurrent dropout
   const T* hg = a.h_mask ? st.hm2.data() + (s & 1) * B * H : hp;
-  const Rows<T> hh_rows = dense_rows(st.hh.data(), GH);
   const bool rb = g.cell == Cell::GruResetBefore;
-  // Recurrent projection of this thread's units, every gate (r, z only for reset_before):
-  // one GEMM over all gate columns when this thread owns every unit.
-  const int64_t gemm_gates = rb ? 2 : g.G;
-  const bool all_units = j0 == 0 && j1 == H;
-  for (int64_t q = 0; q < (all_units ? 1 : gemm_gates); ++q)
-    gemm_nn<T>(p.b0, p.b1, q * H + j0, all_units ? gemm_gates * H : q * H + j1, H,
-               dense_rows(hg, H), w_hh_t, ld, hh_rows, false);
+  // Recurrent projection of this thread's units, every gate (r, z only for reset_before).
+  w_hh.multiply(p.b0, p.b1, dense_rows(hg, H), 0, rb ? 2 * H : GH, st.hh.data(), GH);
   if (rb) {
     for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
@@ -233,8 +269,7 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
       if (ws.extra) copy_n(rh + j0, j1 - j0, ws.extra + (t * B + b) * H + j0);
     }
     team_barrier(p.sync);  // the n-gate GEMM reads every unit of r*h_prev
-    gemm_nn<T>(p.b0, p.b1, 2 * H + j0, 2 * H + j1, H, dense_rows<const T>(st.rh.data(), H), w_hh_t,
-               ld, hh_rows, false);
+    w_hh.multiply(p.b0, p.b1, dense_rows<const T>(st.rh.data(), H), 2 * H, GH, st.hh.data(), GH);
   }
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (g.active(b, s))
@@ -260,9 +295,6 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   Buffer<T> owned_gates(a.workspace ? 0 : TB * g.GH, Alloc::kReused);  // input_projection fills it
   T* gates = a.workspace ? ws.gates : owned_gates.data();              // [T, B, G*H]
   input_projection(g, a.x, a.w_ih, a.b_ih, gates);
-  const int64_t ld = packed_ld<T>(g.GH);
-  Buffer<T> w_hh_t(H * ld);  // [H, G*H] (leading dimension ld)
-  transpose_into(a.w_hh, g.GH, H, w_hh_t.data(), ld);
 
   ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr);
   Buffer<T> zero_bias(a.b_hh ? 0 : g.GH);  // [G*H]
@@ -287,8 +319,9 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
 
   run_team(loop_threads(g, 2.0 * B * g.GH * H, sizeof(T), false), [&](int tid, int nth) {
     const Part p = loop_part<T>(g, tid, nth, false);
+    const StepWeights<T> w_hh(g, a.w_hh, p);
     for (int64_t s = 0; s < g.steps; ++s) {
-      forward_step(g, args, ws, st, gates, w_hh_t.data(), ld, s, p);
+      forward_step(g, args, ws, st, gates, w_hh, s, p);
       team_barrier(p.sync);  // the next step's GEMM reads every unit of h
     }
   });
@@ -366,8 +399,8 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
   int64_t rec_gates = g.G;
   if (g.cell == Cell::GruResetBefore) {
     // d(r*h_prev) = dn · W_hn, then dr, then the r and z rows of W_hh.
-    gemm_nn<T>(p.b0, p.b1, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0}, a.w_hh + 2 * H * H, H,
-               dense_rows(st.drh.data(), H), false);
+    gemm_nn<T>(p.b0, p.b1, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0},
+               DenseB<T>{a.w_hh + 2 * H * H, H}, dense_rows(st.drh.data(), H), false);
     for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
@@ -379,8 +412,8 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
     team_barrier(p.sync);
     rec_gates = 2;
   }
-  gemm_nn<T>(p.b0, p.b1, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), a.w_hh, H, rec_rows,
-             false);
+  gemm_nn<T>(p.b0, p.b1, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), DenseB<T>{a.w_hh, H},
+             rec_rows, false);
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (!g.active(b, s)) continue;  // padded: the carried gradient passes through unchanged
     T* dh = st.dh.data() + b * H;
@@ -426,7 +459,7 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
   const Rows<T> dx_rows = sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * GH * (2 * d.I + H)), [&](int tid, int nth) {
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, a.w_ih, d.I, dx_rows, false);
+    gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, DenseB<T>{a.w_ih, d.I}, dx_rows, false);
     const auto [m0, m1] = share(GH, tid, nth);
     gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, dw_ih_rows, a.dw_ih, d.I, false);
     gemm_tn<T>(m0, std::min(m1, rz_rows), H, TB, dgh_rows, hprev_rows, a.dw_hh, H, false);

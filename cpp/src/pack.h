@@ -1,0 +1,70 @@
+// Packing weights into the column panels gemm_nn reads as a PanelB (gemm.h).
+//
+// A weight W [N, K] (row n holds the K inputs of output column n) enters the GEMMs as Wᵀ.
+// Packing columns [c0, c1) of Wᵀ is a transpose of W's rows c0..c1 into panels; it runs on
+// W x W blocks held in registers (a scalar transpose was ~5x slower, and per call it is the
+// fixed cost that batch-1 sequences pay).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "gemm.h"
+#include "kernel_ns.h"
+#include "simd.h"
+
+namespace rnncore {
+namespace RNNCORE_KERNEL_NS {
+
+// One stage of an in-register transpose of W vectors: rows a and a+S (a & S == 0) swap
+// their S-lane blocks, after stages S = W/2, ..., 2, 1 row i holds column i.
+template <typename T, int64_t S>
+inline void transpose_stage(Vec<T>* r) {
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef I Mask __attribute__((vector_size(sizeof(Vec<T>))));
+  constexpr int64_t W = Simd<T>::W;
+  Mask lo, hi;  // lane picks from the pair (a, b) as indices into a ++ b
+  for (int64_t i = 0; i < W; ++i) {
+    lo[i] = (i & S) ? W + i - S : i;
+    hi[i] = (i & S) ? W + i : i + S;
+  }
+  for (int64_t a = 0; a < W; ++a) {
+    if (a & S) continue;
+    const Vec<T> x = r[a], y = r[a + S];
+    r[a] = __builtin_shuffle(x, y, lo);
+    r[a + S] = __builtin_shuffle(x, y, hi);
+  }
+}
+
+template <typename T, int64_t S = Simd<T>::W / 2>
+inline void transpose_block(Vec<T>* r) {
+  transpose_stage<T, S>(r);
+  if constexpr (S > 1) transpose_block<T, S / 2>(r);
+}
+
+// Packs columns [c0, c1) of Wᵀ (rows c0..c1 of w [*, K]) as panels at out, which needs
+// PanelB<T>::elems(c1 - c0, K) elements. Columns past c1 in the last panel are not written
+// (gemm_nn never reads them).
+template <typename T>
+void pack_columns(const T* w, int64_t K, int64_t c0, int64_t c1, T* out) {
+  constexpr int64_t W = Simd<T>::W, NR = PanelB<T>::kCols;
+  for (int64_t pc = c0; pc < c1; pc += NR) {
+    T* panel = out + (pc - c0) * K;  // [K, NR]
+    const int64_t width = std::min(NR, c1 - pc);
+    for (int64_t i0 = 0; i0 < width; i0 += W) {
+      const int64_t k_full = i0 + W <= width ? K / W * W : 0;  // k covered by whole blocks
+      for (int64_t k0 = 0; k0 < k_full; k0 += W) {
+        Vec<T> r[W];
+        for (int64_t i = 0; i < W; ++i) r[i] = Simd<T>::load(w + (pc + i0 + i) * K + k0);
+        transpose_block<T>(r);
+        for (int64_t k = 0; k < W; ++k) Simd<T>::store(panel + (k0 + k) * NR + i0, r[k]);
+      }
+      for (int64_t i = i0; i < std::min(width, i0 + W); ++i)  // edges, element by element
+        for (int64_t k = k_full; k < K; ++k) panel[k * NR + i] = w[(pc + i) * K + k];
+    }
+  }
+}
+
+}  // namespace RNNCORE_KERNEL_NS
+}  // namespace rnncore
