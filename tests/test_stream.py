@@ -35,7 +35,8 @@ def _sequence_reference(cell, kw, weights, x, h0=None, c0=None):
 @pytest.mark.parametrize("cell, G, kw", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("B, I, H", [(1, 5, 6), (3, 4, 33), (2, 128, 256)])
+# (1, 40, 300): two threads split the units at 144, inside a packed weight panel
+@pytest.mark.parametrize("B, I, H", [(1, 5, 6), (3, 4, 33), (2, 128, 256), (1, 40, 300)])
 def test_steps_equal_the_sequence_kernels(cell, G, kw, dtype, bias, B, I, H, threads):
     weights = _weights(G, I, H, dtype, bias=bias)
     x = np.random.default_rng(1).standard_normal((6, B, I)).astype(dtype)
@@ -45,7 +46,8 @@ def test_steps_equal_the_sequence_kernels(cell, G, kw, dtype, bias, B, I, H, thr
         threads(n)
         s = rnncore.Stream(cell, *weights, batch_size=B, **kw)
         outs[n] = np.stack([s.step(x[t]) for t in range(len(x))])
-    tol = 1e-12 if dtype == np.float64 else 3e-5  # float32: summation order differs
+    # float32: the summation order differs, and rounding grows with the length of the sums
+    tol = 1e-12 if dtype == np.float64 else 3e-5 * max(1, np.sqrt((I + H) / 64))
     assert np.abs(outs[1] - ref[0]).max() <= tol * max(1, np.abs(ref[0]).max())
     assert np.array_equal(outs[1], outs[2])  # bitwise the same for any thread count
     assert np.array_equal(s.h, outs[2][-1])

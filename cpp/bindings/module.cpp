@@ -186,7 +186,7 @@ py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py
              workspace, dy, dh_n, dc_n, h_mask);
 }
 
-// State and pre-transposed weights of one streaming layer (rnncore.Stream). A step runs
+// State and packed weights of one streaming layer (rnncore.Stream). A step runs
 // with the GIL released; a second concurrent step on the same object is refused, not raced.
 template <typename T>
 class StreamCore {
@@ -201,11 +201,8 @@ class StreamCore {
     I_ = w_ih.shape(1);
     const int64_t GH = G_ * H_;
     if (B_ < 1) throw py::value_error("batch_size: expected a positive int");
-    // A row stride that is a multiple of 4 KiB maps every weight row onto the same cache
-    // sets; 16 extra elements spread them out.
-    ld_ = (GH * static_cast<int64_t>(sizeof(T))) % 4096 == 0 ? GH + 16 : GH;
-    w_ih_t_ = transposed(checked<T>(w_ih, "w_ih", {GH, I_}, false), GH, I_, ld_);
-    w_hh_t_ = transposed(checked<T>(w_hh, "w_hh", {GH, H_}, false), GH, H_, ld_);
+    w_ih_p_ = packed(checked<T>(w_ih, "w_ih", {GH, I_}, false), GH, I_);
+    w_hh_p_ = packed(checked<T>(w_hh, "w_hh", {GH, H_}, false), GH, H_);
     b_ih_ = copied(checked<T>(b_ih, "b_ih", {GH}), GH);
     b_hh_ = copied(checked<T>(b_hh, "b_hh", {GH}), GH);
     h_.assign(B_ * H_, T(0));
@@ -224,9 +221,8 @@ class StreamCore {
           "its own Stream");
     rnncore::StepArgs<T> a;
     a.x = xp;
-    a.w_ih_t = w_ih_t_.data();
-    a.w_hh_t = w_hh_t_.data();
-    a.ld = ld_;
+    a.w_ih_p = w_ih_p_.data();
+    a.w_hh_p = w_hh_p_.data();
     a.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();
     a.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
     a.h = h_.data();
@@ -250,10 +246,9 @@ class StreamCore {
   }
 
  private:
-  static std::vector<T> transposed(const T* w, int64_t rows, int64_t cols, int64_t ld) {
-    std::vector<T> out(cols * ld, T(0));
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t k = 0; k < cols; ++k) out[k * ld + r] = w[r * cols + k];
+  static std::vector<T> packed(const T* w, int64_t rows, int64_t cols) {
+    std::vector<T> out(rnncore::packed_weight_elems<T>(rows, cols), T(0));
+    rnncore::pack_weights<T>(w, rows, cols, out.data());
     return out;
   }
   static std::vector<T> copied(const T* v, int64_t n) {
@@ -261,8 +256,8 @@ class StreamCore {
   }
 
   Cell cell_;
-  int64_t B_, G_ = 1, H_ = 0, I_ = 0, ld_ = 0;
-  std::vector<T> w_ih_t_, w_hh_t_;  // [I, ld], [H, ld]
+  int64_t B_, G_ = 1, H_ = 0, I_ = 0;
+  std::vector<T> w_ih_p_, w_hh_p_;  // packed (rnncore::pack_weights)
   std::vector<T> b_ih_, b_hh_;      // [G*H] or empty
   std::vector<T> h_, c_;            // [B, H] state (c_ empty unless LSTM)
   std::vector<T> gx_, gh_, rh_;     // [B, G*H], [B, G*H], [B, H] scratch

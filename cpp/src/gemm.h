@@ -123,6 +123,7 @@ void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BAt b_at, T* const* 
 // The B operand of gemm_nn, row-major with leading dimension ld.
 template <typename T>
 struct DenseB {
+  static constexpr int64_t kPanelCols = 0;  // tiles may start at any column
   const T* data;
   int64_t ld;
   const T* at(int64_t k, int64_t n) const { return data + k * ld + n; }
@@ -134,6 +135,7 @@ struct DenseB {
 template <typename T>
 struct PanelB {
   static constexpr int64_t kCols = kTileVecs * Simd<T>::W;  // one full register tile wide
+  static constexpr int64_t kPanelCols = kCols;              // no tile may straddle two panels
   const T* data;
   int64_t K;
   const T* at(int64_t k, int64_t n) const {
@@ -159,8 +161,10 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<con
   const int64_t NR = kTileVecs * Simd<T>::W;
   const int64_t chunk =
       std::max<int64_t>(NR, kL2Block / std::max<int64_t>(1, K * sizeof(T)) / NR * NR);
-  for (int64_t nb = n0; nb < n1; nb += chunk) {
-    const int64_t nw = std::min(chunk, n1 - nb);
+  for (int64_t nb = n0, nw = 0; nb < n1; nb += nw) {
+    nw = std::min(chunk, n1 - nb);
+    if (BMat::kPanelCols && nb % NR)  // up to the first panel boundary; then whole panels
+      nw = std::min(nw, NR - nb % NR);
     for (int64_t mb = m0; mb < m1; mb += kTileRows) {
       const int64_t mr = std::min<int64_t>(kTileRows, m1 - mb);
       const T* arow[kTileRows];

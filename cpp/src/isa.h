@@ -11,6 +11,10 @@
   void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);            \
   template <typename T>                                                               \
   void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a); \
+  template <typename T>                                                               \
+  int64_t packed_weight_elems(int64_t N, int64_t K);                                  \
+  template <typename T>                                                               \
+  void pack_weights(const T* w, int64_t N, int64_t K, T* out);                        \
   double fma_peak_gflops(int threads);                                                \
   }
 

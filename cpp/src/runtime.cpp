@@ -109,6 +109,28 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
   }
 }
 
+template <typename T>
+int64_t packed_weight_elems(int64_t N, int64_t K) {
+  switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+    case Isa::Avx512: return avx512::packed_weight_elems<T>(N, K);
+    case Isa::Avx2: return avx2::packed_weight_elems<T>(N, K);
+#endif
+    default: return generic::packed_weight_elems<T>(N, K);
+  }
+}
+
+template <typename T>
+void pack_weights(const T* w, int64_t N, int64_t K, T* out) {
+  switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+    case Isa::Avx512: return avx512::pack_weights<T>(w, N, K, out);
+    case Isa::Avx2: return avx2::pack_weights<T>(w, N, K, out);
+#endif
+    default: return generic::pack_weights<T>(w, N, K, out);
+  }
+}
+
 double fma_peak_gflops(int threads) {
   switch (selected()) {
 #ifdef RNNCORE_X86_ISAS
@@ -121,6 +143,10 @@ double fma_peak_gflops(int threads) {
 
 template void stream_step<float>(Cell, int64_t, int64_t, int64_t, const StepArgs<float>&);
 template void stream_step<double>(Cell, int64_t, int64_t, int64_t, const StepArgs<double>&);
+template int64_t packed_weight_elems<float>(int64_t, int64_t);
+template int64_t packed_weight_elems<double>(int64_t, int64_t);
+template void pack_weights<float>(const float*, int64_t, int64_t, float*);
+template void pack_weights<double>(const double*, int64_t, int64_t, double*);
 template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&);
 template void layer_forward<double>(Cell, const Dims&, const ForwardArgs<double>&);
 template void layer_backward<float>(Cell, const Dims&, const BackwardArgs<float>&);

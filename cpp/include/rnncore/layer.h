@@ -80,14 +80,13 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a);
 template <typename T>
 void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a);
 
-// One time step of streaming inference (rnncore.Stream). The weights are pre-transposed so the
-// matrix-vector products stream along contiguous gate columns; the state is updated in place.
+// One time step of streaming inference (rnncore.Stream). The weights are packed once, when
+// the Stream is made (pack_weights); the state is updated in place.
 template <typename T>
 struct StepArgs {
   const T* x = nullptr;       // [B, I]
-  const T* w_ih_t = nullptr;  // [I, ld] (w_ih transposed, columns G*H..ld unused)
-  const T* w_hh_t = nullptr;  // [H, ld] (w_hh transposed)
-  int64_t ld = 0;             // row stride of both, >= G*H (padded off powers of two)
+  const T* w_ih_p = nullptr;  // w_ih packed by pack_weights
+  const T* w_hh_p = nullptr;  // w_hh packed by pack_weights
   const T* b_ih = nullptr;    // [G*H] or nullptr
   const T* b_hh = nullptr;    // [G*H] or nullptr
   T* h = nullptr;             // [B, H] h_{t-1} in, h_t out
@@ -96,6 +95,13 @@ struct StepArgs {
   T* gh = nullptr;            // [B, G*H] scratch: h·W_hhᵀ + b_hh
   T* rh = nullptr;            // [B, H] scratch: r ⊙ h (reset-before GRU)
 };
+
+// A weight w [N, K] as the active kernel build's GEMMs read it (Wᵀ in column panels):
+// packed_weight_elems elements, written by pack_weights.
+template <typename T>
+int64_t packed_weight_elems(int64_t N, int64_t K);
+template <typename T>
+void pack_weights(const T* w, int64_t N, int64_t K, T* out);
 
 template <typename T>
 void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a);
