@@ -17,18 +17,22 @@ using VecD = Vec<double>;
 typedef int32_t VecI __attribute__((vector_size(RNNCORE_VEC_BYTES)));  // lanes of VecF
 
 // exp(x) for float: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), p a
-// degree-7 Taylor-like minimax polynomial (about 2 ulp). Inputs are clamped to [-87, 88] so
-// that 2^n stays a normal float; outside that range the result is 0 or +Inf, as libm's
-// would be near enough, so that sigmoid and tanh reach exactly 0 and 1 (and 0 * Inf is NaN
-// in the kernels as in the NumPy reference).
+// degree-7 Taylor-like polynomial (about 2 ulp). x is clamped to [-87, 88] so that 2^n stays
+// a normal float: exp(-87) = 1.6e-38 and exp(88) = 1.7e38 stand in for 0 and Inf, which
+// sigmoid and tanh turn into exactly 0 and 1 all the same (the kernels flush denormals, see
+// FlushDenormals). NaN passes the clamp (the comparisons are false for it) and every step.
 inline VecF exp_approx(VecF x) {
   using S = Simd<float>;
   const VecF lo = S::splat(-87.0f), hi = S::splat(88.0f);
-  // NaN compares false and lands on -87 (its result is replaced below): converting NaN to
-  // an integer would be undefined behaviour.
-  const VecF xc = x >= lo ? (x <= hi ? x : hi) : lo;
+  VecF xc = hi < x ? hi : x;
+  xc = lo > xc ? lo : xc;
+#if defined(__AVX512F__)
+  const VecF n = (VecF)_mm512_maskz_roundscale_ps(0xFFFF, (__m512)(xc * 1.44269504088896341f),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const VecF n = (xc * 1.44269504088896341f + shifter) - shifter;
+#endif
   VecF r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   VecF p = S::splat(1.9875691500e-4f);
@@ -38,22 +42,29 @@ inline VecF exp_approx(VecF x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const VecI bits = (__builtin_convertvector(n, VecI) + 127) << 23;
-  const VecF e = p * (VecF)bits;  // (VecF) reinterprets the bits
-  const VecF limited = x < lo ? S::splat(0.0f) : (x > hi ? S::splat(__builtin_inff()) : e);
-  return x != x ? x : limited;
+#if defined(__AVX512F__)
+  // p * 2^n in one instruction (the all-lanes mask variants: GCC 12's plain intrinsics warn)
+  return (VecF)_mm512_maskz_scalef_ps(0xFFFF, (__m512)p, (__m512)n);
+#else
+  // 2^n built in the exponent bits; a NaN n becomes 0 first (converting NaN to an integer
+  // is undefined), p is NaN then anyway.
+  const VecI n_or_zero = (VecI)n & (VecI)(n == n);
+  const VecI bits = (__builtin_convertvector((VecF)n_or_zero, VecI) + 127) << 23;
+  return p * (VecF)bits;  // (VecF) reinterprets the bits
+#endif
 }
 
 inline VecF sigmoid(VecF v) {
   return 1.0f / (1.0f + exp_approx(-v));
 }
 
+// tanh(|v|) = (1 - e) / (1 + e) with e = exp(-2|v|) in (0, 1], then v's sign bit: -0 stays -0
+// and NaN stays NaN.
 inline VecF tanh_act(VecF v) {
-  const VecF zero{};
-  const VecF a = v < zero ? -v : v;
-  const VecF e = exp_approx(-2.0f * a);  // in (0, 1]
+  const VecI sign = (VecI)Simd<float>::splat(-0.0f);
+  const VecF e = exp_approx(-2.0f * (VecF)((VecI)v & ~sign));
   const VecF t = (1.0f - e) / (1.0f + e);
-  return v < zero ? -t : (v != v ? v : t);
+  return (VecF)((VecI)t | ((VecI)v & sign));
 }
 
 template <typename F>
