@@ -132,12 +132,12 @@ void copy_or_zero(T* dst, const T* src, int64_t n) {
 template <typename T>
 void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_ih, T* gates) {
   const Dims& d = g.d;
-  const int64_t TB = d.T * d.B, NR = PanelB<T>::kCols;
+  const int64_t TB = d.T * d.B;
   Buffer<T> w_ih_t(PanelB<T>::elems(g.GH, d.I), Alloc::kReused);  // W_ihᵀ [I, G*H] in panels
   const Rows<const T> x_rows = sequence_rows(x, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * g.GH * d.I), [&](int tid, int nth) {
-    const auto [p0, p1] = share((g.GH + NR - 1) / NR, tid, nth);
-    pack_columns(w_ih, d.I, p0 * NR, std::min(g.GH, p1 * NR), w_ih_t.data() + p0 * NR * d.I);
+    pack_share(g.GH, d.I, tid, nth, w_ih_t.data(),
+               [&](int64_t c0, int64_t c1, T* out) { pack_columns(w_ih, d.I, c0, c1, out); });
     team_barrier(nth);  // every thread's rows meet every panel
     const auto [r0, r1] = share(TB, tid, nth);
     gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, PanelB<T>{w_ih_t.data(), d.I}, dense_rows(gates, g.GH),
@@ -390,7 +390,7 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
 
 template <typename T>
 void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                   BackwardState<T>& st, T* dgh, int64_t s, const Part& p) {
+                   BackwardState<T>& st, T* dgh, const PanelB<T>& w_hh, int64_t s, const Part& p) {
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   T* dg = st.dg2.data() + (s & 1) * B * GH;  // [B, G*H]
@@ -401,8 +401,9 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
   int64_t rec_gates = g.G;
   if (g.cell == Cell::GruResetBefore) {
     // d(r*h_prev) = dn · W_hn, then dr, then the r and z rows of W_hh.
-    gemm_nn<T>(p.b0, p.b1, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0},
-               DenseB<T>{a.w_hh + 2 * H * H, H}, dense_rows(st.drh.data(), H), false);
+    const PanelB<T> w_hn{w_hh.data + 2 * H * PanelB<T>::kCols, w_hh.K};  // rows 2H.. of W_hh
+    gemm_nn<T>(p.b0, p.b1, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0}, w_hn,
+               dense_rows(st.drh.data(), H), false);
     for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
@@ -414,8 +415,7 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
     team_barrier(p.sync);
     rec_gates = 2;
   }
-  gemm_nn<T>(p.b0, p.b1, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), DenseB<T>{a.w_hh, H},
-             rec_rows, false);
+  gemm_nn<T>(p.b0, p.b1, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), w_hh, rec_rows, false);
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (!g.active(b, s)) continue;  // padded: the carried gradient passes through unchanged
     T* dh = st.dh.data() + b * H;
@@ -459,9 +459,14 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
   const Rows<const T> dw_ih_rows =
       x_valid.data() ? dense_rows<const T>(x_valid.data(), d.I) : x_rows;
   const Rows<T> dx_rows = sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first);
+  Buffer<T> w_ih_p(PanelB<T>::elems(d.I, GH), Alloc::kReused);  // W_ih [G*H, I] in panels
   run_team(threads_for(2.0 * TB * GH * (2 * d.I + H)), [&](int tid, int nth) {
+    pack_share(d.I, GH, tid, nth, w_ih_p.data(), [&](int64_t c0, int64_t c1, T* out) {
+      pack_dense_columns(a.w_ih, d.I, GH, c0, c1, out);
+    });
+    team_barrier(nth);  // dx's rows meet every panel
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, DenseB<T>{a.w_ih, d.I}, dx_rows, false);
+    gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, PanelB<T>{w_ih_p.data(), GH}, dx_rows, false);
     const auto [m0, m1] = share(GH, tid, nth);
     gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, dw_ih_rows, a.dw_ih, d.I, false);
     gemm_tn<T>(m0, std::min(m1, rz_rows), H, TB, dgh_rows, hprev_rows, a.dw_hh, H, false);
@@ -492,9 +497,15 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   copy_or_zero(st.dh.data(), a.dh_n, B * H);
   if (g.is_lstm()) copy_or_zero(st.dc.data(), a.dc_n, B * H);
 
+  Buffer<T> w_hh_p(PanelB<T>::elems(H, GH), Alloc::kReused);  // W_hh [G*H, H] in panels
+  const PanelB<T> w_hh{w_hh_p.data(), GH};
   run_team(loop_threads(g, 4.0 * B * GH * H, sizeof(T), true), [&](int tid, int nth) {
+    pack_share(H, GH, tid, nth, w_hh_p.data(), [&](int64_t c0, int64_t c1, T* out) {
+      pack_dense_columns(a.w_hh, H, GH, c0, c1, out);
+    });
+    team_barrier(nth);  // every thread reads every panel
     const Part p = loop_part<T>(g, tid, nth, true);
-    for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, dgh, s, p);
+    for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, dgh, w_hh, s, p);
   });
 
   if (a.h_mask)  // dW_hh multiplies the masked states; the loop no longer needs the plain ones

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "buffer.h"
 #include "gemm.h"
 #include "kernel_ns.h"
 #include "simd.h"
@@ -64,6 +65,28 @@ void pack_columns(const T* w, int64_t K, int64_t c0, int64_t c1, T* out) {
         for (int64_t k = k_full; k < K; ++k) panel[k * NR + i] = w[(pc + i) * K + k];
     }
   }
+}
+
+// Packs columns [c0, c1) of a row-major B [K, ld] (already the GEMM's orientation, as W_hh is
+// for backward's dG·W_hh) as panels at out: a copy of each row's slice.
+template <typename T>
+void pack_dense_columns(const T* b, int64_t ld, int64_t K, int64_t c0, int64_t c1, T* out) {
+  constexpr int64_t NR = PanelB<T>::kCols;
+  for (int64_t pc = c0; pc < c1; pc += NR) {
+    T* panel = out + (pc - c0) * K;  // [K, NR]
+    const int64_t width = std::min(NR, c1 - pc);
+    for (int64_t k = 0; k < K; ++k) copy_n(b + k * ld + pc, width, panel + k * NR);
+  }
+}
+
+// Thread tid's share of packing all N columns into `out` with pack(c0, c1, panels_at): whole
+// panels each, so the team's parts line up with one packing by a single thread.
+template <typename T, typename Pack>
+void pack_share(int64_t N, int64_t K, int tid, int nth, T* out, Pack&& pack) {
+  constexpr int64_t NR = PanelB<T>::kCols;
+  const int64_t panels = (N + NR - 1) / NR;
+  const int64_t p0 = panels * tid / nth, p1 = panels * (tid + 1) / nth;
+  pack(p0 * NR, std::min(N, p1 * NR), out + p0 * NR * K);
 }
 
 }  // namespace RNNCORE_KERNEL_NS
