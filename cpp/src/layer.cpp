@@ -1,5 +1,6 @@
-// The layer driver: input projection GEMM, the time loop (one persistent thread team, hidden
-// units split across threads, a barrier per step), and the weight/input gradient GEMMs.
+// The layer driver: input projection GEMM, the time loop (one persistent thread team, batch
+// rows or hidden units split across threads, see split_by_rows), and the weight/input
+// gradient GEMMs. Weights reach every GEMM packed in column panels (pack.h).
 #include "rnncore/layer.h"
 
 #include <algorithm>
