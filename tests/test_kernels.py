@@ -19,6 +19,15 @@ def _err(a, b, tol):
     return rel_err(a, b, F32_SCALE_FLOOR if tol == F32_TOL else 0.0)
 
 
+def _check_inference(case):
+    """Runs the inference path (no training cache) on a float32 `case` against the reference."""
+    expected, _ = case.astype(np.float64).run(reference)
+    got = case.cell.fn(rnncore)(**case.arrays, **case.options)
+    for a, b in zip(got, expected):
+        if b is not None:
+            assert _err(a, b, F32_TOL) <= F32_TOL
+
+
 def _compare(case, tol, expected=None):
     """Runs the kernels on `case`; checks against the reference (computed in float64 from the
     same, possibly float32-rounded, inputs); returns the kernel results."""
@@ -231,11 +240,7 @@ def test_inference_reusing_a_kept_gate_slab_matches_reference(cell):
     big = make_case(cell, 40, 33, 3, H, seed=1, lengths=None).astype(np.float32)
     small = make_case(cell, 34, 32, 2, H, seed=2, lengths="ragged").astype(np.float32)
     for case in (big, small, big):
-        expected, _ = case.astype(np.float64).run(reference)
-        got = case.cell.fn(rnncore)(**case.arrays, **case.options)
-        for a, b in zip(got, expected):
-            if b is not None:
-                assert _err(a, b, F32_TOL) <= F32_TOL
+        _check_inference(case)
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
@@ -247,8 +252,5 @@ def test_calls_reusing_kept_packed_weights_match_reference(cell, threads):
         threads(n)
         for seed, B, I, H in [(3, 1, 96, 256), (4, 1, 80, 200), (5, 13, 96, 256)]:
             case = make_case(cell, 3, B, I, H, seed=seed, lengths=None).astype(np.float32)
-            expected, _ = case.astype(np.float64).run(reference)
-            got = case.cell.fn(rnncore)(**case.arrays, **case.options)
-            for a, b in zip(got, expected):
-                if b is not None:
-                    assert _err(a, b, F32_TOL) <= F32_TOL
+            _check_inference(case)
+            _compare(case, F32_TOL)  # training packs W_ih and W_hh into kept blocks too

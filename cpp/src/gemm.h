@@ -163,8 +163,8 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<con
       std::max<int64_t>(NR, kL2Block / std::max<int64_t>(1, K * sizeof(T)) / NR * NR);
   for (int64_t nb = n0, nw = 0; nb < n1; nb += nw) {
     nw = std::min(chunk, n1 - nb);
-    if (BMat::kPanelCols && nb % NR)  // up to the first panel boundary; then whole panels
-      nw = std::min(nw, NR - nb % NR);
+    if constexpr (BMat::kPanelCols > 0)  // up to the first panel boundary, then whole panels
+      if (nb % BMat::kPanelCols) nw = std::min(nw, BMat::kPanelCols - nb % BMat::kPanelCols);
     for (int64_t mb = m0; mb < m1; mb += kTileRows) {
       const int64_t mr = std::min<int64_t>(kTileRows, m1 - mb);
       const T* arow[kTileRows];

@@ -134,14 +134,14 @@ template <typename T>
 void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_ih, T* gates) {
   const Dims& d = g.d;
   const int64_t TB = d.T * d.B;
-  Buffer<T> w_ih_t(PanelB<T>::elems(g.GH, d.I), Alloc::kReused);  // W_ihᵀ [I, G*H] in panels
+  Buffer<T> w_ih_p(PanelB<T>::elems(g.GH, d.I), Alloc::kReused);  // W_ihᵀ [I, G*H] in panels
   const Rows<const T> x_rows = sequence_rows(x, d.T, d.B, d.I, d.batch_first);
   run_team(threads_for(2.0 * TB * g.GH * d.I), [&](int tid, int nth) {
-    pack_share(g.GH, d.I, tid, nth, w_ih_t.data(),
+    pack_share(g.GH, d.I, tid, nth, w_ih_p.data(),
                [&](int64_t c0, int64_t c1, T* out) { pack_columns(w_ih, d.I, c0, c1, out); });
     team_barrier(nth);  // every thread's rows meet every panel
     const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, PanelB<T>{w_ih_t.data(), d.I}, dense_rows(gates, g.GH),
+    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, PanelB<T>{w_ih_p.data(), d.I}, dense_rows(gates, g.GH),
                false, b_ih);
   });
 }

@@ -14,6 +14,7 @@
 #include "gemm.h"
 #include "kernel_ns.h"
 #include "simd.h"
+#include "threading.h"
 
 namespace rnncore {
 namespace RNNCORE_KERNEL_NS {
@@ -84,8 +85,7 @@ void pack_dense_columns(const T* b, int64_t ld, int64_t K, int64_t c0, int64_t c
 template <typename T, typename Pack>
 void pack_share(int64_t N, int64_t K, int tid, int nth, T* out, Pack&& pack) {
   constexpr int64_t NR = PanelB<T>::kCols;
-  const int64_t panels = (N + NR - 1) / NR;
-  const int64_t p0 = panels * tid / nth, p1 = panels * (tid + 1) / nth;
+  const auto [p0, p1] = share((N + NR - 1) / NR, tid, nth);
   pack(p0 * NR, std::min(N, p1 * NR), out + p0 * NR * K);
 }
 
