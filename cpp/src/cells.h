@@ -19,6 +19,13 @@
 namespace rnncore {
 namespace RNNCORE_KERNEL_NS {
 
+// 1 - v*v, the derivative of tanh at its output v, fused: where |v| nears 1, a rounded
+// square would cancel away most of the difference's bits.
+template <typename V>
+inline V one_minus_square(V v) {
+  return fmadd(-v, v, V{} + 1);
+}
+
 // ---- SimpleRNN: h = act(W_ih x + b_ih + W_hh h_prev + b_hh); gates[j] holds h. ----
 template <typename T>
 void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
@@ -35,7 +42,8 @@ template <typename T>
 void rnn_backward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* dh, T* dg) {
   each_lanes<T>(j0, j1, [&](auto l) {
     const Vec<T> v = l.ld(gates), d = l.ld(dh), zero{};
-    const Vec<T> da = relu ? (v <= zero ? zero : d) : d * (T(1) - v * v);  // as torch: NaN passes
+    const Vec<T> da =
+        relu ? (v <= zero ? zero : d) : d * one_minus_square(v);  // as torch: NaN passes
     l.st(gates, da);
     l.st(dg, da);
   });
@@ -56,7 +64,7 @@ void lstm_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh
     const Vec<T> f = sigmoid(preact(l, 1, H, gates, hh, b_hh));
     const Vec<T> g = tanh_act(preact(l, 2, H, gates, hh, b_hh));
     const Vec<T> o = sigmoid(preact(l, 3, H, gates, hh, b_hh));
-    const Vec<T> cn = f * l.ld(c) + i * g;
+    const Vec<T> cn = fmadd(f, l.ld(c), i * g);
     l.st(gates, i);
     l.st(gates + H, f);
     l.st(gates + 2 * H, g);
@@ -74,10 +82,10 @@ void lstm_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* c
     const Vec<T> i = l.ld(gates), f = l.ld(gates + H), g = l.ld(gates + 2 * H);
     const Vec<T> o = l.ld(gates + 3 * H), d = l.ld(dh);
     const Vec<T> tc = tanh_act(l.ld(c));
-    const Vec<T> dct = l.ld(dc) + d * o * (T(1) - tc * tc);
+    const Vec<T> dct = l.ld(dc) + d * o * one_minus_square(tc);
     const Vec<T> di = dct * g * i * (T(1) - i);
     const Vec<T> df = dct * l.ld(c_prev) * f * (T(1) - f);
-    const Vec<T> dgg = dct * i * (T(1) - g * g);
+    const Vec<T> dgg = dct * i * one_minus_square(g);
     const Vec<T> dout = d * tc * o * (T(1) - o);
     l.st(dc, dct * f);
     const Vec<T> grads[4] = {di, df, dgg, dout};
@@ -102,7 +110,7 @@ void gru_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
     l.st(gates + H, z);
     l.st(gates + 2 * H, n);
     l.st(hn, hnj);
-    l.st(h, (T(1) - z) * n + z * l.ld(h_prev));
+    l.st(h, fmadd(z, l.ld(h_prev), (T(1) - z) * n));
   });
 }
 
@@ -112,7 +120,7 @@ void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hn
                         const T* dh, T* dgh, T* dg, T* direct) {
   each_lanes<T>(j0, j1, [&](auto l) {
     const Vec<T> r = l.ld(gates), z = l.ld(gates + H), n = l.ld(gates + 2 * H), d = l.ld(dh);
-    const Vec<T> dn = d * (T(1) - z) * (T(1) - n * n);
+    const Vec<T> dn = d * (T(1) - z) * one_minus_square(n);
     const Vec<T> dz = d * (l.ld(h_prev) - n) * z * (T(1) - z);
     const Vec<T> dr = dn * l.ld(hn) * r * (T(1) - r);
     for (T* out : {gates, dgh, dg}) {
@@ -147,7 +155,7 @@ void gru_rb_forward_phase2(int64_t H, int64_t j0, int64_t j1, T* gates, const T*
     const Vec<T> z = l.ld(gates + H);
     const Vec<T> n = tanh_act(l.ld(gates + 2 * H) + l.ld(hh_n) + l.ld(b_hh + 2 * H));
     l.st(gates + 2 * H, n);
-    l.st(h, (T(1) - z) * n + z * l.ld(h_prev));
+    l.st(h, fmadd(z, l.ld(h_prev), (T(1) - z) * n));
   });
 }
 
@@ -158,7 +166,7 @@ void gru_rb_backward_phase1(int64_t H, int64_t j0, int64_t j1, const T* gates, c
   each_lanes<T>(j0, j1, [&](auto l) {
     const Vec<T> z = l.ld(gates + H), n = l.ld(gates + 2 * H), d = l.ld(dh);
     l.st(dg + H, d * (l.ld(h_prev) - n) * z * (T(1) - z));
-    l.st(dg + 2 * H, d * (T(1) - z) * (T(1) - n * n));
+    l.st(dg + 2 * H, d * (T(1) - z) * one_minus_square(n));
   });
 }
 

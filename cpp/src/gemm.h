@@ -74,9 +74,9 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
     for (int v = 0; v < NV; ++v) bv[v] = load(b + v * S::W);
 #pragma GCC unroll 8
     for (int mm = 0; mm < MR; ++mm) {
-      const T av = a(mm, k);
+      const V av = S::splat(a(mm, k));
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[mm][v] += av * bv[v];
+      for (int v = 0; v < NV; ++v) acc[mm][v] = fmadd(av, bv[v], acc[mm][v]);
     }
   }
 #pragma GCC unroll 8
@@ -152,12 +152,13 @@ constexpr int64_t kL2Block = 384 * 1024;  // bytes
 constexpr int64_t kChunkK = 256;          // gemm_tn: k rows per pass
 
 // C[m, n] (= or +=) sum_k A[m, k] * B[k, n] for m in [m0, m1), n in [n0, n1).
+// A(m) and C(m) point at row m (a Rows, or any callable: rows gathered through a table);
 // A rows are contiguous in k; B is a DenseB or a PanelB. Columns go in chunks whose K x chunk
 // block of B fits kL2Block; all row tiles pass over one chunk.
 // bias (optional, indexed by n like C's rows): C = bias + A·B when not accumulating.
-template <typename T, typename BMat>
-void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, Rows<const T> A,
-             const BMat& B, Rows<T> C, bool accumulate, const T* bias = nullptr) {
+template <typename T, typename AMat, typename BMat, typename CMat>
+void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const AMat& A,
+             const BMat& B, const CMat& C, bool accumulate, const T* bias = nullptr) {
   const int64_t NR = kTileVecs * Simd<T>::W;
   const int64_t chunk =
       std::max<int64_t>(NR, kL2Block / std::max<int64_t>(1, K * sizeof(T)) / NR * NR);

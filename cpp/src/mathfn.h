@@ -31,17 +31,17 @@ inline VecF exp_approx(VecF x) {
                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const VecF n = (xc * 1.44269504088896341f + shifter) - shifter;
+  const VecF n = fmadd(xc, S::splat(1.44269504088896341f), S::splat(shifter)) - shifter;
 #endif
-  VecF r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
+  VecF r = fmadd(n, S::splat(-0.693359375f), xc);
+  r = fmadd(n, S::splat(2.12194440e-4f), r);
   VecF p = S::splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  p = fmadd(p, r, S::splat(1.3981999507e-3f));
+  p = fmadd(p, r, S::splat(8.3334519073e-3f));
+  p = fmadd(p, r, S::splat(4.1665795894e-2f));
+  p = fmadd(p, r, S::splat(1.6666665459e-1f));
+  p = fmadd(p, r, S::splat(5.0000001201e-1f));
+  p = fmadd(p * r, r, r) + 1.0f;
 #if defined(__AVX512F__)
   // p * 2^n in one instruction (the all-lanes mask variants: GCC 12's plain intrinsics warn)
   return (VecF)_mm512_maskz_scalef_ps(0xFFFF, (__m512)p, (__m512)n);

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "rnncore/layer.h"
+#include "simd.h"
 #include "threading.h"
 
 namespace rnncore {
@@ -12,25 +13,20 @@ namespace RNNCORE_KERNEL_NS {
 namespace {
 
 // Ten vector registers of accumulators: enough chains to cover FMA latency on two ports.
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-#elif defined(__AVX2__)
-constexpr int kLanes = 8;
-#else
-constexpr int kLanes = 4;
-#endif
-constexpr int kAcc = 10 * kLanes;
+constexpr int kAcc = 10;
 
 float fma_chains(int64_t iters, float seed) {
-  float acc[kAcc];
-  for (int j = 0; j < kAcc; ++j) acc[j] = seed + 0.001f * static_cast<float>(j);
-  const float m = 0.999999f, a = 1e-6f;  // a fixed point near 1: no overflow, no denormals
+  using S = Simd<float>;
+  Vec<float> acc[kAcc];
+  for (int j = 0; j < kAcc; ++j) acc[j] = S::splat(seed + 0.001f * static_cast<float>(j));
+  const Vec<float> m = S::splat(0.999999f), a = S::splat(1e-6f);  // fixed point near 1
   for (int64_t i = 0; i < iters; ++i) {
-#pragma omp simd
-    for (int j = 0; j < kAcc; ++j) acc[j] = acc[j] * m + a;
+#pragma GCC unroll 10
+    for (int j = 0; j < kAcc; ++j) acc[j] = fmadd(acc[j], m, a);
   }
   float sum = 0.0f;
-  for (int j = 0; j < kAcc; ++j) sum += acc[j];
+  for (int j = 0; j < kAcc; ++j)
+    for (int64_t k = 0; k < S::W; ++k) sum += acc[j][k];
   return sum;
 }
 
@@ -51,7 +47,7 @@ double fma_peak_gflops(int threads) {
     });
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double flops = 2.0 * kAcc * static_cast<double>(kIters) * team;
+    const double flops = 2.0 * kAcc * Simd<float>::W * static_cast<double>(kIters) * team;
     if (flops / secs > best) best = flops / secs;
   }
   return best / 1e9;

@@ -105,6 +105,27 @@ inline void Simd<T>::store_n(T* p, V v, int64_t n) {
 template <typename T>
 using Vec = typename Simd<T>::V;
 
+// a * b + c, rounded once where the ISA has fused multiply-add. The kernels build with
+// -ffp-contract=off (CMakeLists.txt), so this is the only place a product and a sum fuse:
+// an expression gives the same bits in a full vector and a partial tail, and on AVX2 and
+// AVX-512 alike, instead of whatever the compiler chose to contract in each instance.
+template <typename V>
+inline V fmadd(V a, V b, V c) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(a[0]) == 4)
+    return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+  else
+    return (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__)
+  if constexpr (sizeof(a[0]) == 4)
+    return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+  else
+    return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+  return a * b + c;  // no FMA instruction: two roundings
+#endif
+}
+
 // Units [j, j + n) as one vector: n == W (Full) or a partial tail whose unused lanes load
 // as zero and are never stored.
 template <typename T, bool Full>
