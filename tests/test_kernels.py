@@ -243,6 +243,21 @@ def test_inference_reusing_a_kept_gate_slab_matches_reference(cell):
         _check_inference(case)
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_input_projection_in_blocks_of_steps_matches_reference(cell, reverse, threads):
+    # The loop projects the inputs of a few steps at a time (512 KiB of gates), into a ring
+    # of gate rows in inference. These shapes make blocks of 1 to 9 steps, so T = 11 wraps
+    # the ring for every cell; ragged lengths with reverse give each row its own time at a
+    # step. On 2 threads, B = 30 with H = 256 splits rows, the others split units.
+    for n in (1, 2):
+        threads(n)
+        for B, H in [(30, 256), (30, 768), (7, 640)]:
+            case = make_case(cell, 11, B, 5, H, seed=B, reverse=reverse).astype(np.float32)
+            _check_inference(case)
+            _compare(case, F32_TOL)
+
+
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_calls_reusing_kept_packed_weights_match_reference(cell, threads):
     # Packed weights of 256 KiB or more are kept per thread and reused, uncleared, by the

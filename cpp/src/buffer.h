@@ -12,14 +12,15 @@
 namespace rnncore {
 namespace RNNCORE_KERNEL_NS {
 
-// A few large blocks kept per thread for its next kernel calls. Inference's gate slab is tens
-// of MiB and packed weights are MiBs: a fresh mapping costs a page fault and a kernel zeroing
-// per 4 KiB on every call (keeping the slab took a large LSTM forward from 97 to 73 ms here;
-// keeping the packed weights took a batch-1 LSTM call of one step from ~190 to ~40 us).
+// A few large blocks kept per thread for its next kernel calls. Inference's gate ring and
+// packed weights are MiBs: a fresh mapping costs a page fault and a kernel zeroing per 4 KiB
+// on every call (keeping the then whole-sequence gate slab took a large LSTM forward from 97
+// to 73 ms here; keeping the packed weights took a batch-1 LSTM call of one step from ~190 to
+// ~40 us).
 class BlockCache {
  public:
   static constexpr size_t kMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
-  static constexpr int kSlots = 4;  // a gate slab and packed W_ih, W_hh per calling thread
+  static constexpr int kSlots = 4;  // a gate ring and packed W_ih, W_hh per calling thread
   BlockCache() = default;
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
@@ -74,7 +75,7 @@ inline BlockCache& thread_block_cache() {
 enum class Alloc {
   kZeroed,  // fresh and zero-filled
   kReused,  // through the thread's BlockCache when large; contents undefined (the caller
-            // writes every element it reads). Inference's gate slab and packed weights:
+            // writes every element it reads). Inference's gate ring and packed weights:
             // training's activation-sized buffers stay fresh, so they never linger.
 };
 

@@ -1,6 +1,7 @@
-// The layer driver: input projection GEMM, the time loop (one persistent thread team, batch
-// rows or hidden units split across threads, see split_by_rows), and the weight/input
-// gradient GEMMs. Weights reach every GEMM packed in column panels (pack.h).
+// The layer driver: the time loop (one persistent thread team, batch rows or hidden units
+// split across threads, see split_by_rows), which computes each block of steps' input
+// projection just ahead of them (project_steps), and the weight/input gradient GEMMs.
+// Weights reach every GEMM packed in column panels (pack.h).
 #include "rnncore/layer.h"
 
 #include <algorithm>
@@ -128,62 +129,48 @@ void copy_or_zero(T* dst, const T* src, int64_t n) {
     fill_zero(dst, n);
 }
 
-// gates[t*B + b, :] = x[t, b, :] · W_ihᵀ + b_ih for all T·B rows (one GEMM before the loop).
-// The team packs W_ihᵀ's panels together, then each thread multiplies its share of rows.
-template <typename T>
-void input_projection(const Geometry& g, const T* x, const T* w_ih, const T* b_ih, T* gates) {
-  const Dims& d = g.d;
-  const int64_t TB = d.T * d.B;
-  Buffer<T> w_ih_p(PanelB<T>::elems(g.GH, d.I), Alloc::kReused);  // W_ihᵀ [I, G*H] in panels
-  const Rows<const T> x_rows = sequence_rows(x, d.T, d.B, d.I, d.batch_first);
-  run_team(threads_for(2.0 * TB * g.GH * d.I), [&](int tid, int nth) {
-    pack_share(g.GH, d.I, tid, nth, w_ih_p.data(),
-               [&](int64_t c0, int64_t c1, T* out) { pack_columns(w_ih, d.I, c0, c1, out); });
-    team_barrier(nth);  // every thread's rows meet every panel
-    const auto [r0, r1] = share(TB, tid, nth);
-    gemm_nn<T>(r0, r1, 0, g.GH, d.I, x_rows, PanelB<T>{w_ih_p.data(), d.I}, dense_rows(gates, g.GH),
-               false, b_ih);
-  });
-}
-
-// The recurrent weights one thread multiplies by, packed by that thread before its loop:
-// W_hhᵀ's columns for each gate block of its units (or all columns when it owns every
-// unit), so the panels sit in the cache of the core that reads them every step.
+// The weights one thread of the time loop multiplies by (W_ih [G*H, I] or W_hh [G*H, H]),
+// packed by that thread before its loop: Wᵀ's columns for each gate block of its units (or
+// all columns when it owns every unit), so the panels sit in the cache of the core that
+// reads them every step.
 template <typename T>
 class StepWeights {
  public:
   struct Block {
-    int64_t c0, c1;  // columns of W_hhᵀ (gate q, unit j at q*H + j)
+    int64_t c0, c1;  // columns of Wᵀ (gate q, unit j at q*H + j)
     PanelB<T> b;
   };
-  StepWeights(const Geometry& g, const T* w_hh, const Part& p)
-      : n_(plan(g, p)), panels_(panel_elems(), Alloc::kReused) {
+  StepWeights(const Geometry& g, const T* w, int64_t K, const Part& p)
+      : n_(plan(g, K, p)), panels_(panel_elems(), Alloc::kReused) {
     T* next = panels_.data();
     for (int i = 0; i < n_; ++i) {
       Block& blk = blocks_[i];
-      pack_columns(w_hh, g.d.H, blk.c0, blk.c1, next);
-      blk.b = PanelB<T>{next, g.d.H};
-      next += PanelB<T>::elems(blk.c1 - blk.c0, g.d.H);
+      pack_columns(w, K, blk.c0, blk.c1, next);
+      blk.b = PanelB<T>{next, K};
+      next += PanelB<T>::elems(blk.c1 - blk.c0, K);
     }
   }
-  // hh[b, c] = A[b, :] · W_hhᵀ[:, c] for rows [b0, b1) and this thread's columns in [lo, hi).
-  void multiply(int64_t b0, int64_t b1, Rows<const T> A, int64_t lo, int64_t hi, T* hh,
-                int64_t ld) const {
+  // C(m)[c] = bias[c] + A(m) · Wᵀ[:, c] (bias optional) for rows m in [m0, m1) and this
+  // thread's columns in [lo, hi); A and C map a row to its pointer (see gemm_nn).
+  template <typename AMat, typename CMat>
+  void multiply(int64_t m0, int64_t m1, const AMat& A, int64_t lo, int64_t hi, const CMat& C,
+                const T* bias = nullptr) const {
     for (int i = 0; i < n_; ++i) {
       const Block& blk = blocks_[i];
-      if (blk.c0 >= lo && blk.c1 <= hi)
-        gemm_nn<T>(b0, b1, 0, blk.c1 - blk.c0, blk.b.K, A, blk.b, dense_rows(hh + blk.c0, ld),
-                   false);
+      if (blk.c0 < lo || blk.c1 > hi) continue;
+      const auto c_at = [&](int64_t m) { return C(m) + blk.c0; };
+      gemm_nn<T>(m0, m1, 0, blk.c1 - blk.c0, blk.b.K, A, blk.b, c_at, false,
+                 bias ? bias + blk.c0 : nullptr);
     }
   }
 
  private:
   // Fills blocks_ with this thread's column ranges; returns how many.
-  int plan(const Geometry& g, const Part& p) {
+  int plan(const Geometry& g, int64_t K, const Part& p) {
     const int64_t H = g.d.H;
     int n = 0;
     auto add = [&](int64_t c0, int64_t c1) {
-      if (c1 > c0) blocks_[n++] = Block{c0, c1, PanelB<T>{nullptr, H}};
+      if (c1 > c0) blocks_[n++] = Block{c0, c1, PanelB<T>{nullptr, K}};
     };
     const bool rb = g.cell == Cell::GruResetBefore;
     if (p.j0 == 0 && p.j1 == H) {  // all units: one block, or r|z and n for reset_before
@@ -218,14 +205,57 @@ struct ForwardState {
       : h2(2 * B * H), c(B * H), hh(B * GH), rh(B * H), hm2(masked ? 2 * B * H : 0) {}
 };
 
+// Where the gates of row b at loop step s live: in training, the workspace slab [T, B, G*H]
+// by time, which backward reads; in inference, a ring [S, B, G*H] of the current block of S
+// steps (see projection_block), so they stay in cache from their projection to their step.
+template <typename T>
+struct GateRows {
+  T* base;
+  int64_t ring_steps;  // S, or 0 for the slab
+  T* at(const Geometry& g, int64_t b, int64_t s) const {
+    const int64_t slot = ring_steps ? s % ring_steps : g.time(b, s);
+    return base + (slot * g.d.B + b) * g.GH;
+  }
+};
+
+// Loop steps whose input projection one thread computes together, just before them: enough
+// rows for a pass over W_ih to pay (it streams from L3, next to W_hh), few enough that their
+// gates (B*G*H per step for the team) stay in cache until their step reads them. Medium LSTM
+// here: 2 steps; batch 1: the whole sequence.
+inline int64_t projection_block(const Geometry& g, size_t elem_bytes) {
+  constexpr double kBlockBytes = 512.0 * 1024.0;
+  const double step_bytes = static_cast<double>(g.d.B) * g.GH * elem_bytes;
+  const auto steps = static_cast<int64_t>(kBlockBytes / std::max(1.0, step_bytes));
+  return std::clamp<int64_t>(steps, 1, std::max<int64_t>(1, g.steps));
+}
+
+// gates = x · W_ihᵀ + b_ih for this thread's rows and units at loop steps [s0, s1). The
+// active rows are gathered through tables (x_at/g_at: [S * rows] row pointers), since a
+// reversed row with its own length meets its own time step.
+template <typename T>
+void project_steps(const Geometry& g, const ForwardArgs<T>& a, const GateRows<T>& gates,
+                   const StepWeights<T>& w_ih, int64_t s0, int64_t s1, const Part& p,
+                   const T** x_at, T** g_at) {
+  int64_t n = 0;
+  for (int64_t s = s0; s < s1; ++s)
+    for (int64_t b = p.b0; b < p.b1; ++b) {
+      if (!g.active(b, s)) continue;
+      x_at[n] = a.x + g.seq_offset(g.time(b, s), b, g.d.I);
+      g_at[n++] = gates.at(g, b, s);
+    }
+  const auto x_rows = [x_at](int64_t m) { return x_at[m]; };
+  const auto gate_rows = [g_at](int64_t m) { return g_at[m]; };
+  w_ih.multiply(0, n, x_rows, 0, g.GH, gate_rows, a.b_ih);
+}
+
 template <typename T>
 void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
-                 ForwardState<T>& st, T* gates, int64_t b, int64_t s, int64_t j0, int64_t j1,
-                 const T* h_prev, T* h_new) {
+                 ForwardState<T>& st, const GateRows<T>& gates, int64_t b, int64_t s, int64_t j0,
+                 int64_t j1, const T* h_prev, T* h_new) {
   const int64_t H = g.d.H, B = g.d.B;
   const T* hh = st.hh.data() + b * g.GH;
   const int64_t t = g.time(b, s);
-  T* grow = gates + (t * B + b) * g.GH;
+  T* grow = gates.at(g, b, s);
   T* c = g.is_lstm() ? st.c.data() + b * H : nullptr;
   T* extra = ws.extra ? ws.extra + (t * B + b) * H : nullptr;
   switch (g.cell) {
@@ -251,8 +281,8 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
 
 template <typename T>
 void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
-                  ForwardState<T>& st, T* gates, const StepWeights<T>& w_hh, int64_t s,
-                  const Part& p) {
+                  ForwardState<T>& st, const GateRows<T>& gates, const StepWeights<T>& w_hh,
+                  int64_t s, const Part& p) {
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const T* hp = st.h2.data() + (s & 1) * B * H;  // [B, H]
@@ -261,18 +291,19 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   const T* hg = a.h_mask ? st.hm2.data() + (s & 1) * B * H : hp;
   const bool rb = g.cell == Cell::GruResetBefore;
   // Recurrent projection of this thread's units, every gate (r, z only for reset_before).
-  w_hh.multiply(p.b0, p.b1, dense_rows(hg, H), 0, rb ? 2 * H : GH, st.hh.data(), GH);
+  const Rows<T> hh_rows = dense_rows(st.hh.data(), GH);
+  w_hh.multiply(p.b0, p.b1, dense_rows(hg, H), 0, rb ? 2 * H : GH, hh_rows);
   if (rb) {
     for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
       T* rh = st.rh.data() + b * H;
-      gru_rb_forward_phase1(H, j0, j1, gates + (t * B + b) * GH, st.hh.data() + b * GH, a.b_hh,
-                            hg + b * H, rh);
+      gru_rb_forward_phase1(H, j0, j1, gates.at(g, b, s), st.hh.data() + b * GH, a.b_hh, hg + b * H,
+                            rh);
       if (ws.extra) copy_n(rh + j0, j1 - j0, ws.extra + (t * B + b) * H + j0);
     }
     team_barrier(p.sync);  // the n-gate GEMM reads every unit of r*h_prev
-    w_hh.multiply(p.b0, p.b1, dense_rows<const T>(st.rh.data(), H), 2 * H, GH, st.hh.data(), GH);
+    w_hh.multiply(p.b0, p.b1, dense_rows<const T>(st.rh.data(), H), 2 * H, GH, hh_rows);
   }
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (g.active(b, s))
@@ -295,9 +326,9 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, TB = d.T * d.B;
   Workspace<T> ws = a.workspace ? carve(g, a.workspace) : Workspace<T>{};
-  Buffer<T> owned_gates(a.workspace ? 0 : TB * g.GH, Alloc::kReused);  // input_projection fills it
-  T* gates = a.workspace ? ws.gates : owned_gates.data();              // [T, B, G*H]
-  input_projection(g, a.x, a.w_ih, a.b_ih, gates);
+  const int64_t S = projection_block(g, sizeof(T));
+  Buffer<T> ring(a.workspace ? 0 : S * B * g.GH, Alloc::kReused);  // [S, B, G*H] inference gates
+  const GateRows<T> gates = a.workspace ? GateRows<T>{ws.gates, 0} : GateRows<T>{ring.data(), S};
 
   ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr);
   Buffer<T> zero_bias(a.b_hh ? 0 : g.GH);  // [G*H]
@@ -320,12 +351,18 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
     }
   }
 
-  run_team(loop_threads(g, 2.0 * B * g.GH * H, sizeof(T), false), [&](int tid, int nth) {
+  run_team(loop_threads(g, 2.0 * B * g.GH * (d.I + H), sizeof(T), false), [&](int tid, int nth) {
     const Part p = loop_part<T>(g, tid, nth, false);
-    const StepWeights<T> w_hh(g, a.w_hh, p);
-    for (int64_t s = 0; s < g.steps; ++s) {
-      forward_step(g, args, ws, st, gates, w_hh, s, p);
-      team_barrier(p.sync);  // the next step's GEMM reads every unit of h
+    const StepWeights<T> w_ih(g, a.w_ih, d.I, p), w_hh(g, a.w_hh, H, p);
+    Buffer<const T*> x_at(S * (p.b1 - p.b0));  // projection row tables (see project_steps)
+    Buffer<T*> g_at(S * (p.b1 - p.b0));
+    for (int64_t s0 = 0; s0 < g.steps; s0 += S) {
+      const int64_t s1 = std::min(g.steps, s0 + S);
+      project_steps(g, args, gates, w_ih, s0, s1, p, x_at.data(), g_at.data());
+      for (int64_t s = s0; s < s1; ++s) {
+        forward_step(g, args, ws, st, gates, w_hh, s, p);
+        team_barrier(p.sync);  // the next step's GEMM reads every unit of h
+      }
     }
   });
 
@@ -489,7 +526,7 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, GH = g.GH;
   const Workspace<T> ws = carve(g, a.workspace);
-  // Padded rows of the gate slab still hold the input projection; their gradient is zero.
+  // Padded rows of the gate slab were never written (no step ran there); their gradient is zero.
   g.each_padded([&](int64_t t, int64_t b) { fill_zero(ws.gates + (t * B + b) * GH, GH); });
   // GRU reset_after's recurrent-projection gradient differs from dGx in the n gate.
   Buffer<T> owned_dgh(cell == Cell::Gru ? d.T * B * GH : 0);  // [T, B, G*H]
