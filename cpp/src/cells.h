@@ -114,21 +114,23 @@ void gru_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
   });
 }
 
-// direct: the part of dh_prev that does not pass through W_hh (dh * z).
+// direct: the part of dh_prev that does not pass through W_hh (dh * z). hn: in, the stored
+// W_hn h + b_hn; out, the n gate's recurrent-projection gradient dn * r (the r and z parts
+// equal dGx's), so the weight gradients need no [T, B, G*H] copy of their own.
 template <typename T>
-void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hn, const T* h_prev,
-                        const T* dh, T* dgh, T* dg, T* direct) {
+void gru_backward_units(int64_t H, int64_t j0, int64_t j1, T* gates, T* hn, const T* h_prev,
+                        const T* dh, T* dg, T* direct) {
   each_lanes<T>(j0, j1, [&](auto l) {
     const Vec<T> r = l.ld(gates), z = l.ld(gates + H), n = l.ld(gates + 2 * H), d = l.ld(dh);
     const Vec<T> dn = d * (T(1) - z) * one_minus_square(n);
     const Vec<T> dz = d * (l.ld(h_prev) - n) * z * (T(1) - z);
     const Vec<T> dr = dn * l.ld(hn) * r * (T(1) - r);
-    for (T* out : {gates, dgh, dg}) {
+    for (T* out : {gates, dg}) {
       l.st(out, dr);
       l.st(out + H, dz);
     }
     l.st(gates + 2 * H, dn);
-    l.st(dgh + 2 * H, dn * r);
+    l.st(hn, dn * r);
     l.st(dg + 2 * H, dn * r);
     l.st(direct, d * z);
   });

@@ -400,7 +400,7 @@ struct BackwardState {
 
 template <typename T>
 void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                         BackwardState<T>& st, T* dgh, T* dg, int64_t b, int64_t s, int64_t j0,
+                         BackwardState<T>& st, T* dg, int64_t b, int64_t s, int64_t j0,
                          int64_t j1) {
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const int64_t t = g.time(b, s);
@@ -419,8 +419,8 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
                           dgrow);
       break;
     case Cell::Gru:
-      gru_backward_units(H, j0, j1, grow, ws.extra + (t * B + b) * H, h_prev, dh,
-                         dgh + (t * B + b) * GH, dgrow, st.direct.data() + b * H);
+      gru_backward_units(H, j0, j1, grow, ws.extra + (t * B + b) * H, h_prev, dh, dgrow,
+                         st.direct.data() + b * H);
       break;
     case Cell::GruResetBefore: gru_rb_backward_phase1(H, j0, j1, grow, h_prev, dh, dgrow); break;
   }
@@ -428,13 +428,13 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
 
 template <typename T>
 void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                   BackwardState<T>& st, T* dgh, const PanelB<T>& w_hh, int64_t s, const Part& p) {
+                   BackwardState<T>& st, const PanelB<T>& w_hh, int64_t s, const Part& p) {
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   T* dg = st.dg2.data() + (s & 1) * B * GH;  // [B, G*H]
   const Rows<T> rec_rows = dense_rows(st.rec.data(), H);
   for (int64_t b = p.b0; b < p.b1; ++b)
-    if (g.active(b, s)) backward_row_phase1(g, a, ws, st, dgh, dg, b, s, j0, j1);
+    if (g.active(b, s)) backward_row_phase1(g, a, ws, st, dg, b, s, j0, j1);
   team_barrier(p.sync);  // the GEMMs below read every unit's gate gradients
   int64_t rec_gates = g.G;
   if (g.cell == Cell::GruResetBefore) {
@@ -474,19 +474,39 @@ void column_sums(const T* in, int64_t R, int64_t ld, int64_t m0, int64_t m1, T* 
   });
 }
 
-// dx, dW_ih, dW_hh, db_ih, db_hh from the stored per-step gate gradients: one GEMM each
-// over all T·B rows, split across threads by output rows.
+// dW_hh and db_hh rows [m0, m1). The recurrent projection's gradient is dGx, multiplying
+// h_prev, except in GRU's n gate (rows 2H..3H): reset_after's is dn * r, which backward left
+// in `extra`; reset_before's n rows multiply r * h_prev, kept in `extra`.
 template <typename T>
-void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                                const T* dgh) {
+void recurrent_weight_gradients(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
+                                int64_t m0, int64_t m1) {
   const Dims& d = g.d;
   const int64_t TB = d.T * d.B, GH = g.GH, H = d.H;
   const T* dgx = ws.gates;
-  const Rows<const T> dgx_rows = dense_rows(dgx, GH), dgh_rows = dense_rows(dgh, GH);
   // State entering step t of row b, aligned with row t*B + b (see Geometry::prev_slot).
   const Rows<const T> hprev_rows = dense_rows<const T>(ws.hslots + (d.reverse ? d.B * H : 0), H);
+  const int64_t n_row = g.is_gru() ? 2 * H : GH;  // the first row of GRU's n gate
+  gemm_tn<T>(m0, std::min(m1, n_row), H, TB, dense_rows(dgx, GH), hprev_rows, a.dw_hh, H, false);
+  if (a.db_hh) column_sums(dgx, TB, GH, m0, std::min(m1, n_row), a.db_hh);
+  if (m1 <= n_row) return;
+  const int64_t q0 = std::max(m0, n_row) - n_row, q1 = m1 - n_row;  // units of the n gate
   const bool rb = g.cell == Cell::GruResetBefore;
-  const int64_t rz_rows = rb ? 2 * H : GH;
+  const T* dn = rb ? dgx + n_row : ws.extra;  // [T*B, ld]
+  const int64_t ld = rb ? GH : H;
+  const Rows<const T> in_rows = rb ? dense_rows<const T>(ws.extra, H) : hprev_rows;
+  gemm_tn<T>(q0, q1, H, TB, dense_rows(dn, ld), in_rows, a.dw_hh + n_row * H, H, false);
+  if (a.db_hh) column_sums(dn, TB, ld, q0, q1, a.db_hh + n_row);
+}
+
+// dx, dW_ih, dW_hh, db_ih, db_hh from the stored per-step gate gradients: one GEMM each
+// over all T·B rows, split across threads by output rows.
+template <typename T>
+void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a,
+                                const Workspace<T>& ws) {
+  const Dims& d = g.d;
+  const int64_t TB = d.T * d.B, GH = g.GH;
+  const T* dgx = ws.gates;
+  const Rows<const T> dgx_rows = dense_rows(dgx, GH);
   // Padded steps' inputs must not reach dW_ih even when they hold NaN or Inf (0 * NaN = NaN):
   // with padding, dW_ih reads a copy of x whose padded rows are zero.
   const Rows<const T> x_rows = sequence_rows(a.x, d.T, d.B, d.I, d.batch_first);
@@ -498,7 +518,7 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
       x_valid.data() ? dense_rows<const T>(x_valid.data(), d.I) : x_rows;
   const Rows<T> dx_rows = sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first);
   Buffer<T> w_ih_p(PanelB<T>::elems(d.I, GH), Alloc::kReused);  // W_ih [G*H, I] in panels
-  run_team(threads_for(2.0 * TB * GH * (2 * d.I + H)), [&](int tid, int nth) {
+  run_team(threads_for(2.0 * TB * GH * (2 * d.I + d.H)), [&](int tid, int nth) {
     pack_share(d.I, GH, tid, nth, w_ih_p.data(), [&](int64_t c0, int64_t c1, T* out) {
       pack_dense_columns(a.w_ih, d.I, GH, c0, c1, out);
     });
@@ -507,12 +527,8 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a, con
     gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, PanelB<T>{w_ih_p.data(), GH}, dx_rows, false);
     const auto [m0, m1] = share(GH, tid, nth);
     gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, dw_ih_rows, a.dw_ih, d.I, false);
-    gemm_tn<T>(m0, std::min(m1, rz_rows), H, TB, dgh_rows, hprev_rows, a.dw_hh, H, false);
-    if (rb)  // the n rows of W_hh multiply r*h_prev, not h_prev
-      gemm_tn<T>(std::max(m0, rz_rows), m1, H, TB, dgh_rows, dense_rows<const T>(ws.extra, H),
-                 a.dw_hh, H, false);
     if (a.db_ih) column_sums(dgx, TB, GH, m0, m1, a.db_ih);
-    if (a.db_hh) column_sums(dgh, TB, GH, m0, m1, a.db_hh);
+    recurrent_weight_gradients(g, a, ws, m0, m1);
   });
   // Padded steps did no work: their dx is zero, not 0 * W_ih.
   g.each_padded([&](int64_t t, int64_t b) { fill_zero(dx_rows(t * d.B + b), d.I); });
@@ -528,9 +544,6 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   const Workspace<T> ws = carve(g, a.workspace);
   // Padded rows of the gate slab were never written (no step ran there); their gradient is zero.
   g.each_padded([&](int64_t t, int64_t b) { fill_zero(ws.gates + (t * B + b) * GH, GH); });
-  // GRU reset_after's recurrent-projection gradient differs from dGx in the n gate.
-  Buffer<T> owned_dgh(cell == Cell::Gru ? d.T * B * GH : 0);  // [T, B, G*H]
-  T* dgh = cell == Cell::Gru ? owned_dgh.data() : ws.gates;
   BackwardState<T> st(B, H, GH, a.h_mask);
   copy_or_zero(st.dh.data(), a.dh_n, B * H);
   if (g.is_lstm()) copy_or_zero(st.dc.data(), a.dc_n, B * H);
@@ -543,7 +556,7 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
     });
     team_barrier(nth);  // every thread reads every panel
     const Part p = loop_part<T>(g, tid, nth, true);
-    for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, dgh, w_hh, s, p);
+    for (int64_t s = g.steps - 1; s >= 0; --s) backward_step(g, a, ws, st, w_hh, s, p);
   });
 
   if (a.h_mask)  // dW_hh multiplies the masked states; the loop no longer needs the plain ones
@@ -554,7 +567,7 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
   // zero times an Inf mask) would arrive as 0 * NaN.
   g.each_padded(
       [&](int64_t t, int64_t b) { fill_zero(ws.hslots + (g.prev_slot(t) * B + b) * H, H); });
-  weight_and_input_gradients(g, a, ws, dgh);
+  weight_and_input_gradients(g, a, ws);
   copy_n(st.dh.data(), B * H, a.dh0);
   if (g.is_lstm()) copy_n(st.dc.data(), B * H, a.dc0);
 }
