@@ -105,7 +105,7 @@ void gru_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
     const Vec<T> r = sigmoid(preact(l, 0, H, gates, hh, b_hh));
     const Vec<T> z = sigmoid(preact(l, 1, H, gates, hh, b_hh));
     const Vec<T> hnj = l.ld(hh + 2 * H) + l.ld(b_hh + 2 * H);
-    const Vec<T> n = tanh_act(l.ld(gates + 2 * H) + r * hnj);
+    const Vec<T> n = tanh_act(fmadd(r, hnj, l.ld(gates + 2 * H)));
     l.st(gates, r);
     l.st(gates + H, z);
     l.st(gates + 2 * H, n);
