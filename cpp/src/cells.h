@@ -26,6 +26,19 @@ inline V one_minus_square(V v) {
   return fmadd(-v, v, V{} + 1);
 }
 
+// The state updates that both the layer loop and Stream (stream.cpp) apply, fused the same
+// way in each. LSTM: c = f*c_prev + i*g.
+template <typename V>
+inline V lstm_cell_state(V i, V f, V g, V c_prev) {
+  return fmadd(f, c_prev, i * g);
+}
+
+// GRU: h = (1 - z)*n + z*h_prev.
+template <typename V>
+inline V gru_blend(V z, V n, V h_prev) {
+  return fmadd(z, h_prev, ((V{} + 1) - z) * n);
+}
+
 // ---- SimpleRNN: h = act(W_ih x + b_ih + W_hh h_prev + b_hh); gates[j] holds h. ----
 template <typename T>
 void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
@@ -64,7 +77,7 @@ void lstm_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh
     const Vec<T> f = sigmoid(preact(l, 1, H, gates, hh, b_hh));
     const Vec<T> g = tanh_act(preact(l, 2, H, gates, hh, b_hh));
     const Vec<T> o = sigmoid(preact(l, 3, H, gates, hh, b_hh));
-    const Vec<T> cn = fmadd(f, l.ld(c), i * g);
+    const Vec<T> cn = lstm_cell_state(i, f, g, l.ld(c));
     l.st(gates, i);
     l.st(gates + H, f);
     l.st(gates + 2 * H, g);
@@ -110,7 +123,7 @@ void gru_forward_units(int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
     l.st(gates + H, z);
     l.st(gates + 2 * H, n);
     l.st(hn, hnj);
-    l.st(h, fmadd(z, l.ld(h_prev), (T(1) - z) * n));
+    l.st(h, gru_blend(z, n, l.ld(h_prev)));
   });
 }
 
@@ -157,7 +170,7 @@ void gru_rb_forward_phase2(int64_t H, int64_t j0, int64_t j1, T* gates, const T*
     const Vec<T> z = l.ld(gates + H);
     const Vec<T> n = tanh_act(l.ld(gates + 2 * H) + l.ld(hh_n) + l.ld(b_hh + 2 * H));
     l.st(gates + 2 * H, n);
-    l.st(h, fmadd(z, l.ld(h_prev), (T(1) - z) * n));
+    l.st(h, gru_blend(z, n, l.ld(h_prev)));
   });
 }
 

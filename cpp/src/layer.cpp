@@ -103,7 +103,8 @@ struct Workspace {
   T* gates = nullptr;   // [T, B, G*H] post-activation gates; dGx after backward
   T* hslots = nullptr;  // [T+1, B, H] hidden states (see Geometry::cur_slot)
   T* cslots = nullptr;  // [T+1, B, H] LSTM cell states
-  T* extra = nullptr;   // [T, B, H] GRU: W_hn h + b_hn (reset_after) or r*h_prev (reset_before)
+  T* extra = nullptr;   // [T, B, H] GRU: W_hn h + b_hn (reset_after; dn*r after backward)
+                        // or r*h_prev (reset_before)
 };
 
 template <typename T>

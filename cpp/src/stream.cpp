@@ -4,6 +4,7 @@
 // (except reset-before GRU, whose candidate product needs all of r ⊙ h).
 #include <algorithm>
 
+#include "cells.h"
 #include "gemm.h"
 #include "mathfn.h"
 #include "pack.h"
@@ -42,14 +43,14 @@ void epilogue(Cell cell, int64_t H, const T* gx, const T* gh, T* h, T* c, int64_
       case Cell::Lstm: {
         const Vec<T> i = sigmoid(pre(l, 0)), f = sigmoid(pre(l, 1));
         const Vec<T> g = tanh_act(pre(l, 2)), o = sigmoid(pre(l, 3));
-        const Vec<T> cn = fmadd(f, l.ld(c), i * g);
+        const Vec<T> cn = lstm_cell_state(i, f, g, l.ld(c));
         l.st(c, cn);
         l.st(h, o * tanh_act(cn));
         break;
       }
       default: {
         const Vec<T> z = sigmoid(pre(l, 1)), n = tanh_act(pre(l, 2));
-        l.st(h, fmadd(z, l.ld(h), (T(1) - z) * n));
+        l.st(h, gru_blend(z, n, l.ld(h)));
       }
     }
   });
