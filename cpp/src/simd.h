@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -34,7 +35,16 @@ struct Simd {
     return v;
   }
   static void store(T* p, V v) { std::memcpy(p, &v, sizeof(v)); }
-  static V splat(T s) { return V{} + s; }
+  // Every lane s, bit for bit. A float V{} + s would turn -0 into +0 and keeps an add before
+  // each broadcast (the compiler may not drop it); an integer + 0 is a plain broadcast, which
+  // folds into the FMA's load.
+  static V splat(T s) {
+    using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    typedef I VI __attribute__((vector_size(RNNCORE_VEC_BYTES)));
+    I bits;
+    std::memcpy(&bits, &s, sizeof(bits));
+    return (V)(VI{} + bits);
+  }
   // The first n < W lanes; the rest load as zero and are not stored. Masked instructions
   // where the ISA has them (a memcpy of a variable length would be a library call).
   static V load_n(const T* p, int64_t n);
