@@ -258,6 +258,40 @@ def test_input_projection_in_blocks_of_steps_matches_reference(cell, reverse, th
             _compare(case, F32_TOL)
 
 
+def _one_row(case, b):
+    """`case` cut down to batch row b (time-major)."""
+    rows = {k: (None if v is None else v[:, b : b + 1] if k == "x" else v[b : b + 1])
+            for k, v in case.arrays.items() if k in ("x", "h0", "c0")}  # fmt: skip
+    return {**case.arrays, **rows}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_inference_with_rows_in_vector_lanes_matches_each_row_alone(cell, dtype, threads):
+    # Where H fills vectors poorly (1, 8, 20, 50 units) and a thread owns a vector's worth of
+    # rows, inference runs on transposed state, one batch row per lane. Its sums keep their
+    # order, so every row equals that row computed alone (one row: the row-major path) bit
+    # for bit, and the training forward (always row-major) gives the same y.
+    for n in (1, 2):
+        threads(n)
+        for T, B, I, H, bias in [(6, 32, 1, 20, True), (4, 40, 3, 8, False), (3, 64, 19, 50, True),
+                                 (5, 16, 2, 1, True)]:  # fmt: skip
+            case = make_case(cell, T, B, I, H, seed=B + H, lengths=None, bias=bias).astype(dtype)
+            for reverse in (False, True):
+                opts = {**case.options, "reverse": reverse}
+                got = case.cell.fn(rnncore)(**case.arrays, **opts)
+                trained = case.cell.fn(rnncore, "_forward")(**case.arrays, **opts, training=True)
+                np.testing.assert_array_equal(got[0], trained[0])
+                for b in (0, B // 2 + 1, B - 1):
+                    alone = case.cell.fn(rnncore)(**_one_row(case, b), **opts)
+                    np.testing.assert_array_equal(got[0][:, b : b + 1], alone[0])
+                    for full, row in zip(got[1:], alone[1:]):
+                        if row is not None:
+                            np.testing.assert_array_equal(full[b : b + 1], row)
+            if dtype == np.float32:
+                _check_inference(case)
+
+
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_calls_reusing_kept_packed_weights_match_reference(cell, threads):
     # Packed weights of 256 KiB or more are kept per thread and reused, uncleared, by the

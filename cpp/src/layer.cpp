@@ -319,6 +319,122 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   }
 }
 
+// ---- Inference with batch rows across vector lanes ----
+// Per row, the cell's epilogue runs on vectors of units: H = 20 takes a full and a partial
+// vector of 16 lanes, and the partial one costs as much as a full one. When a thread owns a
+// vector's worth of rows or more and H fills vectors worse than its rows would, it runs the
+// loop on transposed state instead: [H, Bp] with one batch row per lane (Bp: the rows padded
+// to whole vectors). Gate q of unit j and row b sits at (q*H + j)*Bp + b, so the cell functions
+// see the thread's rows as one row of H*Bp units, every vector full. The products commute
+// and each sum keeps its order (bias, then k), so the bits are the row-major path's.
+
+// Fraction of the lanes that n values occupy in vectors of W.
+inline double lane_use(int64_t n, int64_t W) {
+  return static_cast<double>(n) / static_cast<double>((n + W - 1) / W * W);
+}
+
+template <typename T>
+bool rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, const Part& p) {
+  constexpr int64_t W = Simd<T>::W;
+  // The transposed GEMMs broadcast from W_hh's rows: fine for a few hundred gate rows.
+  constexpr int64_t kMaxH = 4 * W;
+  const int64_t H = g.d.H, rows = p.b1 - p.b0;
+  const bool plain = !a.workspace && !a.lengths && !a.h_mask && p.j0 == 0 && p.j1 == H;
+  return plain && H > 0 && H <= kMaxH && rows >= W && lane_use(rows, W) > lane_use(H, W);
+}
+
+// Transposed forward state of one thread's rows (zero-initialised, so padding lanes hold
+// finite values and never reach an output).
+template <typename T>
+struct LaneState {
+  int64_t Bp;
+  Buffer<T> xT;    // [I, Bp] this step's inputs
+  Buffer<T> gT;    // [G*H, Bp] gates
+  Buffer<T> hhT;   // [G*H, Bp] recurrent projection
+  Buffer<T> bihT;  // [G*H, Bp] b_ih along the lanes (zeros without a bias)
+  Buffer<T> bhhT;  // [G*H, Bp] b_hh along the lanes
+  Buffer<T> h2T;   // [2, H, Bp] h_prev / h_new by step parity
+  Buffer<T> cT;    // [H, Bp] LSTM cell state
+  Buffer<T> auxT;  // [H, Bp] GRU: W_hn h + b_hn (reset_after) or r * h_prev (reset_before)
+  LaneState(const Geometry& g, int64_t Bp_)
+      : Bp(Bp_),
+        xT(g.d.I * Bp),
+        gT(g.GH * Bp),
+        hhT(g.GH * Bp),
+        bihT(g.GH * Bp),
+        bhhT(g.GH * Bp),
+        h2T(2 * g.d.H * Bp),
+        cT(g.d.H * Bp),
+        auxT(g.d.H * Bp) {}
+};
+
+// vT[m * Bp + b] = v[m] for every lane b (v may be null: zeros).
+template <typename T>
+void broadcast_lanes(const T* v, int64_t n, int64_t Bp, T* vT) {
+  for (int64_t m = 0; v && m < n; ++m)
+    for (int64_t b = 0; b < Bp; ++b) vT[m * Bp + b] = v[m];
+}
+
+// One step on the transposed state: the projections, then the cell on all H*Bp units.
+template <typename T>
+void lane_step(const Geometry& g, const ForwardArgs<T>& a, LaneState<T>& st, const T* hp, T* hn) {
+  const int64_t H = g.d.H, GH = g.GH, Bp = st.Bp, HB = H * Bp;
+  const Rows<T> gate_rows = dense_rows(st.gT.data(), Bp), hh_rows = dense_rows(st.hhT.data(), Bp);
+  const Rows<const T> w_hh = dense_rows(a.w_hh, H);
+  copy_n(st.bihT.data(), GH * Bp, st.gT.data());  // the sums start from b_ih
+  gemm_nn<T>(0, GH, 0, Bp, g.d.I, dense_rows(a.w_ih, g.d.I), DenseB<T>{st.xT.data(), Bp}, gate_rows,
+             true);
+  const bool rb = g.cell == Cell::GruResetBefore;
+  gemm_nn<T>(0, rb ? 2 * H : GH, 0, Bp, H, w_hh, DenseB<T>{hp, Bp}, hh_rows, false);
+  T *gates = st.gT.data(), *hh = st.hhT.data(), *aux = st.auxT.data();
+  const T* b_hh = st.bhhT.data();
+  switch (g.cell) {
+    case Cell::RnnTanh:
+    case Cell::RnnRelu:
+      rnn_forward_units(g.cell == Cell::RnnRelu, 0, HB, gates, hh, b_hh, hn);
+      break;
+    case Cell::Lstm: lstm_forward_units(HB, 0, HB, gates, hh, b_hh, st.cT.data(), hn); break;
+    case Cell::Gru: gru_forward_units(HB, 0, HB, gates, hh, b_hh, hp, aux, hn); break;
+    case Cell::GruResetBefore:
+      gru_rb_forward_phase1(HB, 0, HB, gates, hh, b_hh, hp, aux);
+      gemm_nn<T>(2 * H, GH, 0, Bp, H, w_hh, DenseB<T>{aux, Bp}, hh_rows, false);
+      gru_rb_forward_phase2(HB, 0, HB, gates, hh + 2 * HB, b_hh, hp, hn);
+      break;
+  }
+}
+
+// The time loop for rows [p.b0, p.b1) on transposed state; the final h (and c) go to the
+// row-major state's slots, where layer_forward collects every thread's rows.
+template <typename T>
+void forward_rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, ForwardState<T>& fs,
+                           const Part& p) {
+  constexpr int64_t W = Simd<T>::W;
+  const int64_t H = g.d.H, I = g.d.I, B = g.d.B, rows = p.b1 - p.b0;
+  LaneState<T> st(g, (rows + W - 1) / W * W);
+  const int64_t Bp = st.Bp, HB = H * Bp;
+  broadcast_lanes(a.b_ih, g.GH, Bp, st.bihT.data());
+  broadcast_lanes(a.b_hh, g.GH, Bp, st.bhhT.data());
+  auto lanes_of = [Bp](T* base) { return [base, Bp](int64_t m) { return base + m * Bp; }; };
+  auto rows_of = [&](T* base, int64_t ld) {
+    return [=](int64_t r) { return base + (p.b0 + r) * ld; };
+  };
+  transpose_copy<T>(rows, H, rows_of(fs.h2.data(), H), lanes_of(st.h2T.data()));
+  if (g.is_lstm()) transpose_copy<T>(rows, H, rows_of(fs.c.data(), H), lanes_of(st.cT.data()));
+  for (int64_t s = 0; s < g.steps; ++s) {
+    const int64_t t = g.time(p.b0, s);  // no lengths: one time step for all rows
+    const auto x_row = [&](int64_t r) { return a.x + g.seq_offset(t, p.b0 + r, I); };
+    transpose_copy<T>(rows, I, x_row, lanes_of(st.xT.data()));
+    T* hp = st.h2T.data() + (s & 1) * HB;
+    T* hn = st.h2T.data() + ((s + 1) & 1) * HB;
+    lane_step(g, a, st, hp, hn);
+    const auto y_row = [&](int64_t r) { return a.y + g.seq_offset(t, p.b0 + r, H); };
+    transpose_copy<T>(H, rows, lanes_of(hn), y_row);
+  }
+  T* h_final = st.h2T.data() + (g.steps & 1) * HB;
+  transpose_copy<T>(H, rows, lanes_of(h_final), rows_of(fs.h2.data() + (g.steps & 1) * B * H, H));
+  if (g.is_lstm()) transpose_copy<T>(H, rows, lanes_of(st.cT.data()), rows_of(fs.c.data(), H));
+}
+
 }  // namespace
 
 template <typename T>
@@ -354,6 +470,10 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
 
   run_team(loop_threads(g, 2.0 * B * g.GH * (d.I + H), sizeof(T), false), [&](int tid, int nth) {
     const Part p = loop_part<T>(g, tid, nth, false);
+    if (rows_in_lanes(g, args, p)) {
+      forward_rows_in_lanes(g, args, st, p);
+      return;
+    }
     const StepWeights<T> w_ih(g, a.w_ih, d.I, p), w_hh(g, a.w_hh, H, p);
     Buffer<const T*> x_at(S * (p.b1 - p.b0));  // projection row tables (see project_steps)
     Buffer<T*> g_at(S * (p.b1 - p.b0));

@@ -45,26 +45,34 @@ inline void transpose_block(Vec<T>* r) {
   if constexpr (S > 1) transpose_block<T, S / 2>(r);
 }
 
+// dst(c)[r] = src(r)[c] for r in [0, rows), c in [0, cols), where src(r) and dst(c) point at
+// rows of the two matrices: W x W blocks through registers, the edges element by element.
+template <typename T, typename Src, typename Dst>
+void transpose_copy(int64_t rows, int64_t cols, const Src& src, const Dst& dst) {
+  constexpr int64_t W = Simd<T>::W;
+  const int64_t r_full = rows / W * W, c_full = cols / W * W;
+  for (int64_t r0 = 0; r0 < r_full; r0 += W)
+    for (int64_t c0 = 0; c0 < c_full; c0 += W) {
+      Vec<T> v[W];
+      for (int64_t i = 0; i < W; ++i) v[i] = Simd<T>::load(src(r0 + i) + c0);
+      transpose_block<T>(v);
+      for (int64_t k = 0; k < W; ++k) Simd<T>::store(dst(c0 + k) + r0, v[k]);
+    }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = r < r_full ? c_full : 0; c < cols; ++c) dst(c)[r] = src(r)[c];
+}
+
 // Packs columns [c0, c1) of Wᵀ (rows c0..c1 of w [*, K]) as panels at out, which needs
 // PanelB<T>::elems(c1 - c0, K) elements. Columns past c1 in the last panel are not written
 // (gemm_nn never reads them).
 template <typename T>
 void pack_columns(const T* w, int64_t K, int64_t c0, int64_t c1, T* out) {
-  constexpr int64_t W = Simd<T>::W, NR = PanelB<T>::kCols;
+  constexpr int64_t NR = PanelB<T>::kCols;
   for (int64_t pc = c0; pc < c1; pc += NR) {
     T* panel = out + (pc - c0) * K;  // [K, NR]
-    const int64_t width = std::min(NR, c1 - pc);
-    for (int64_t i0 = 0; i0 < width; i0 += W) {
-      const int64_t k_full = i0 + W <= width ? K / W * W : 0;  // k covered by whole blocks
-      for (int64_t k0 = 0; k0 < k_full; k0 += W) {
-        Vec<T> r[W];
-        for (int64_t i = 0; i < W; ++i) r[i] = Simd<T>::load(w + (pc + i0 + i) * K + k0);
-        transpose_block<T>(r);
-        for (int64_t k = 0; k < W; ++k) Simd<T>::store(panel + (k0 + k) * NR + i0, r[k]);
-      }
-      for (int64_t i = i0; i < std::min(width, i0 + W); ++i)  // edges, element by element
-        for (int64_t k = k_full; k < K; ++k) panel[k * NR + i] = w[(pc + i) * K + k];
-    }
+    transpose_copy<T>(
+        std::min(NR, c1 - pc), K, [&](int64_t i) { return w + (pc + i) * K; },
+        [&](int64_t k) { return panel + k * NR; });
   }
 }
 
