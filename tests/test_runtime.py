@@ -117,7 +117,7 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     out_json = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--threads", "1", "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
-    assert "rnncore bench" in printed and "peers skipped" in printed
+    assert "rnncore bench" in printed and "peers skipped" in printed and "Keras ms" in printed
     result = json.loads(out_json.read_text())
     rows = result["rows"]
     assert {(r["cell"], r["shape"], r["mode"]) for r in rows} == {
@@ -128,6 +128,9 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":  # every peer is measured, none skipped
         assert {"torch", "onnxruntime"} <= set(rows[0]["peers"]) | set(rows[-1]["peers"])
         assert all("onnxruntime" in r["peers"] for r in rows if r["mode"] == "inference")
+        # Keras (torch backend when TensorFlow is absent) times every layer case
+        assert all("keras" in r["peers"] for r in rows if r["shape"] != "step")
+        assert any(p.startswith("keras ") for p in result["peers"])
 
 
 def test_fma_peak_probe():

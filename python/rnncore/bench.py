@@ -6,6 +6,7 @@ warm-up; ratios compare peers measured in the same process, since absolute times
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -112,6 +113,77 @@ def _ort_case(peers, cell, x, params, I, H, threads):
     return lambda: sess.run(None, feed)
 
 
+def _keras_case(keras, cell, mode, x, dy, H):
+    """Keras's own layer (default arguments, return_sequences=True) on the same data, which
+    Keras takes batch-major (B, T, I); compiled where its backend compiles (tf.function,
+    jax.jit), eager on torch, as Keras's own trainer runs it."""
+    layer = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+    layer = layer[cell](H, return_sequences=True)
+    xb = np.ascontiguousarray(x.transpose(1, 0, 2))
+    dyb = np.ascontiguousarray(dy.transpose(1, 0, 2))
+    layer.build(xb.shape)
+    run = {"torch": _keras_torch, "tensorflow": _keras_tensorflow, "jax": _keras_jax}
+    return run[keras.backend.backend()](layer, mode, xb, dyb)
+
+
+def _keras_torch(layer, mode, xb, dyb):
+    import torch
+
+    xt, dyt = torch.from_numpy(xb), torch.from_numpy(dyb)
+    if mode == "inference":
+
+        def infer():
+            with torch.no_grad():
+                layer(xt, training=False)
+
+        return infer
+    xg = xt.clone().requires_grad_(True)
+    weights = [v.value for v in layer.trainable_weights]
+
+    def train():
+        for w in weights:
+            w.grad = None
+        xg.grad = None
+        layer(xg, training=True).backward(dyt)
+
+    return train
+
+
+def _keras_tensorflow(layer, mode, xb, dyb):
+    import tensorflow as tf
+
+    xt, dyt = tf.constant(xb), tf.constant(dyb)
+    if mode == "inference":
+        infer = tf.function(lambda x: layer(x, training=False))
+        return lambda: infer(xt)
+
+    @tf.function
+    def train(x, dy):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+        return tape.gradient(y, [x, *layer.trainable_weights], output_gradients=dy)
+
+    return lambda: train(xt, dyt)
+
+
+def _keras_jax(layer, mode, xb, dyb):
+    import jax
+
+    trainable = [v.value for v in layer.trainable_variables]
+    fixed = [v.value for v in layer.non_trainable_variables]
+
+    def forward(tv, x, training):
+        return layer.stateless_call(tv, fixed, x, training=training)[0]
+
+    if mode == "inference":
+        infer = jax.jit(lambda tv, x: forward(tv, x, False))
+        return lambda: infer(trainable, xb).block_until_ready()
+    # The gradient of sum(y * dy) is the backward pass with dy given.
+    grads = jax.jit(jax.grad(lambda tv, x: (forward(tv, x, True) * dyb).sum(), argnums=(0, 1)))
+    return lambda: jax.block_until_ready(grads(trainable, xb))
+
+
 # Peak memory of one training forward + backward, measured in a fresh process per library
 # so that neither sees the other's allocations or caches: the rise of resident memory above
 # what the inputs and weights already occupy (Linux: the high-water mark is reset through
@@ -166,7 +238,28 @@ def peak_memory_mb(lib: str, cell: str, shape, threads: int) -> float | None:
     return float(proc.stdout) if proc.returncode == 0 else None
 
 
-def find_peers() -> tuple[dict, list[str]]:
+def _import_keras(threads: int):
+    """Keras 3 on its configured backend. With none configured and TensorFlow (its default)
+    absent, JAX (compiled) or else torch when installed, rather than failing to import."""
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        if importlib.util.find_spec("tensorflow") is None:
+            found = [b for b in ("jax", "torch") if importlib.util.find_spec(b)]
+            if found:
+                os.environ["KERAS_BACKEND"] = found[0]
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:  # only possible before TensorFlow starts its thread pools
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass
+    return keras
+
+
+def find_peers(threads: int = 1) -> tuple[dict, list[str]]:
     found, skipped = {}, []
     for name in ("torch", "onnxruntime", "onnx"):
         try:
@@ -175,8 +268,22 @@ def find_peers() -> tuple[dict, list[str]]:
             skipped.append(f"{name} (pip install 'rnncore[compare]')")
     if "onnx" not in found:
         found.pop("onnxruntime", None)
-    skipped.append("keras (its recurrent layers are timed by benchmarks/keras_training.py)")
+    try:
+        found["keras"] = _import_keras(threads)
+    except Exception as e:  # not installed, or no usable backend
+        skipped.append(f"keras ({type(e).__name__}: {e})".splitlines()[0])
     return found, skipped
+
+
+def peer_names(peers: dict) -> list[str]:
+    """The timed peers as the table names them, with versions (and Keras's backend)."""
+    names = [f"torch {peers['torch'].__version__}"] if "torch" in peers else []
+    if "onnxruntime" in peers:
+        names.append(f"onnxruntime {peers['onnxruntime'].__version__}")
+    if "keras" in peers:
+        keras = peers["keras"]
+        names.append(f"keras {keras.__version__} ({keras.backend.backend()} backend)")
+    return names
 
 
 def _add_memory(row, peers, threads):
@@ -191,7 +298,7 @@ def _add_memory(row, peers, threads):
 
 def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
     rnncore.set_num_threads(threads)
-    peers, skipped = find_peers()
+    peers, skipped = find_peers(threads)
     if "torch" in peers:
         peers["torch"].set_num_threads(threads)
     budget = 0.05 if quick else 0.5
@@ -215,6 +322,9 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
                 if "onnxruntime" in peers and mode == "inference":
                     ort_fn = _ort_case(peers, cell, x, params, I, H, threads)
                     row["peers"]["onnxruntime"] = median_ms(ort_fn, budget)
+                if "keras" in peers:
+                    keras_fn = _keras_case(peers["keras"], cell, mode, x, dy, H)
+                    row["peers"]["keras"] = median_ms(keras_fn, budget)
                 row["rnncore"] = median_ms(_ours(cell, mode, x, params, dy), budget)
                 row["gflops"] = case_flops(cell, mode, (B, T, I, H)) / row["rnncore"] / 1e6
                 if row["peers"]:
@@ -225,7 +335,8 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
         row["pct_peak"] = 100.0 * row["gflops"] / peak
         if (not quick if memory is None else memory) and row["mode"] == "training":
             _add_memory(row, peers, threads)
-    return {"threads": threads, "quick": quick, "skipped": skipped, "rows": rows,
+    return {"threads": threads, "quick": quick, "peers": peer_names(peers),
+            "skipped": skipped, "rows": rows,
             "fma_peak_gflops": peak,
             "isa": rnncore._core.build_info()["isa"]}  # fmt: skip
 
@@ -288,17 +399,19 @@ def _step_case(peers, cell, threads, budget):
 def print_table(result: dict) -> None:
     print(f"rnncore bench: threads={result['threads']} isa={result['isa']}"
           f"{' (quick)' if result['quick'] else ''}")  # fmt: skip
+    print("peers timed: " + (", ".join(result["peers"]) or "none"))
     print("peers skipped: " + ("; ".join(result["skipped"]) or "none"))
     print(f"measured FMA peak: {result['fma_peak_gflops']:.0f} GFLOP/s (float32, "
           f"{result['threads']} threads)")  # fmt: skip
     print(f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}{'%peak':>6}"
-          f"{'torch ms':>10}{'ORT ms':>9}{'speed-up':>9}{'MiB':>8}{'torch MiB':>10}")  # fmt: skip
+          f"{'torch ms':>10}{'ORT ms':>9}{'Keras ms':>10}{'speed-up':>9}"
+          f"{'MiB':>8}{'torch MiB':>10}")  # fmt: skip
     nan = float("nan")
     for r in result["rows"]:
         mem, tmem = (nan if r.get(k) is None else r[k] for k in ("mem_mb", "torch_mem_mb"))
         print(f"{r['cell']:<5}{r['shape']:<8}{r['mode']:<10}{r['rnncore']:>11.3f}"
               f"{r['gflops']:>9.1f}{r['pct_peak']:>6.0f}{r['peers'].get('torch', nan):>10.3f}"
-              f"{r['peers'].get('onnxruntime', nan):>9.3f}"
+              f"{r['peers'].get('onnxruntime', nan):>9.3f}{r['peers'].get('keras', nan):>10.3f}"
               f"{r.get('speedup', nan):>8.2f}x"
               f"{mem:>8.1f}{tmem:>10.1f}")  # fmt: skip
     speedups = [r["speedup"] for r in result["rows"] if "speedup" in r]
