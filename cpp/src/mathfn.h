@@ -16,6 +16,21 @@ using VecF = Vec<float>;
 using VecD = Vec<double>;
 typedef int32_t VecI __attribute__((vector_size(RNNCORE_VEC_BYTES)));  // lanes of VecF
 
+// hi < x ? hi : x, then lo > that ? lo : it (a NaN x fails both tests and passes): what the
+// min/max instructions compute, one each, where the compiler made a compare and a blend.
+inline VecF clamp_keeping_nan(VecF x, VecF lo, VecF hi) {
+#if defined(__AVX512F__)
+  // (the all-lanes mask variants: GCC 12's plain intrinsics warn)
+  const __m512 upper = _mm512_maskz_min_ps(0xFFFF, (__m512)hi, (__m512)x);
+  return (VecF)_mm512_maskz_max_ps(0xFFFF, (__m512)lo, upper);
+#elif defined(__AVX__)
+  return (VecF)_mm256_max_ps((__m256)lo, _mm256_min_ps((__m256)hi, (__m256)x));
+#else
+  const VecF xc = hi < x ? hi : x;
+  return lo > xc ? lo : xc;
+#endif
+}
+
 // exp(x) for float: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), p a
 // degree-7 Taylor-like polynomial (about 2 ulp). x is clamped to [-87, 88] so that 2^n stays
 // a normal float: exp(-87) = 1.6e-38 and exp(88) = 1.7e38 stand in for 0 and Inf, which
@@ -23,9 +38,7 @@ typedef int32_t VecI __attribute__((vector_size(RNNCORE_VEC_BYTES)));  // lanes 
 // FlushDenormals). NaN passes the clamp (the comparisons are false for it) and every step.
 inline VecF exp_approx(VecF x) {
   using S = Simd<float>;
-  const VecF lo = S::splat(-87.0f), hi = S::splat(88.0f);
-  VecF xc = hi < x ? hi : x;
-  xc = lo > xc ? lo : xc;
+  const VecF xc = clamp_keeping_nan(x, S::splat(-87.0f), S::splat(88.0f));
 #if defined(__AVX512F__)
   const VecF n = (VecF)_mm512_maskz_roundscale_ps(0xFFFF, (__m512)(xc * 1.44269504088896341f),
                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
