@@ -343,29 +343,36 @@ bool rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, const Part& p) {
   return plain && H > 0 && H <= kMaxH && rows >= W && lane_use(rows, W) > lane_use(H, W);
 }
 
-// Transposed forward state of one thread's rows (zero-initialised, so padding lanes hold
-// finite values and never reach an output).
+// Transposed forward state of one thread's rows, carved from one zeroed block (padding lanes
+// hold finite values and never reach an output). Each array is a whole number of vectors.
 template <typename T>
 struct LaneState {
   int64_t Bp;
-  Buffer<T> xT;    // [I, Bp] this step's inputs
-  Buffer<T> gT;    // [G*H, Bp] gates
-  Buffer<T> hhT;   // [G*H, Bp] recurrent projection
-  Buffer<T> bihT;  // [G*H, Bp] b_ih along the lanes (zeros without a bias)
-  Buffer<T> bhhT;  // [G*H, Bp] b_hh along the lanes
-  Buffer<T> h2T;   // [2, H, Bp] h_prev / h_new by step parity
-  Buffer<T> cT;    // [H, Bp] LSTM cell state
-  Buffer<T> auxT;  // [H, Bp] GRU: W_hn h + b_hn (reset_after) or r * h_prev (reset_before)
-  LaneState(const Geometry& g, int64_t Bp_)
-      : Bp(Bp_),
-        xT(g.d.I * Bp),
-        gT(g.GH * Bp),
-        hhT(g.GH * Bp),
-        bihT(g.GH * Bp),
-        bhhT(g.GH * Bp),
-        h2T(2 * g.d.H * Bp),
-        cT(g.d.H * Bp),
-        auxT(g.d.H * Bp) {}
+  Buffer<T> block;
+  T* xT;    // [I, Bp] this step's inputs
+  T* gT;    // [G*H, Bp] gates
+  T* hhT;   // [G*H, Bp] recurrent projection
+  T* bihT;  // [G*H, Bp] b_ih along the lanes (zeros without a bias)
+  T* bhhT;  // [G*H, Bp] b_hh along the lanes
+  T* h2T;   // [2, H, Bp] h_prev / h_new by step parity
+  T* cT;    // [H, Bp] LSTM cell state
+  T* auxT;  // [H, Bp] GRU: W_hn h + b_hn (reset_after) or r * h_prev (reset_before)
+  LaneState(const Geometry& g, int64_t Bp_) : Bp(Bp_), block(Bp_ * (g.d.I + 4 * g.GH + 4 * g.d.H)) {
+    T* next = block.data();
+    auto take = [&](int64_t rows) {
+      T* p = next;
+      next += rows * Bp;
+      return p;
+    };
+    xT = take(g.d.I);
+    gT = take(g.GH);
+    hhT = take(g.GH);
+    bihT = take(g.GH);
+    bhhT = take(g.GH);
+    h2T = take(2 * g.d.H);
+    cT = take(g.d.H);
+    auxT = take(g.d.H);
+  }
 };
 
 // vT[m * Bp + b] = v[m] for every lane b (v may be null: zeros).
@@ -379,21 +386,20 @@ void broadcast_lanes(const T* v, int64_t n, int64_t Bp, T* vT) {
 template <typename T>
 void lane_step(const Geometry& g, const ForwardArgs<T>& a, LaneState<T>& st, const T* hp, T* hn) {
   const int64_t H = g.d.H, GH = g.GH, Bp = st.Bp, HB = H * Bp;
-  const Rows<T> gate_rows = dense_rows(st.gT.data(), Bp), hh_rows = dense_rows(st.hhT.data(), Bp);
+  const Rows<T> gate_rows = dense_rows(st.gT, Bp), hh_rows = dense_rows(st.hhT, Bp);
   const Rows<const T> w_hh = dense_rows(a.w_hh, H);
-  copy_n(st.bihT.data(), GH * Bp, st.gT.data());  // the sums start from b_ih
-  gemm_nn<T>(0, GH, 0, Bp, g.d.I, dense_rows(a.w_ih, g.d.I), DenseB<T>{st.xT.data(), Bp}, gate_rows,
-             true);
+  copy_n(st.bihT, GH * Bp, st.gT);  // the sums start from b_ih
+  gemm_nn<T>(0, GH, 0, Bp, g.d.I, dense_rows(a.w_ih, g.d.I), DenseB<T>{st.xT, Bp}, gate_rows, true);
   const bool rb = g.cell == Cell::GruResetBefore;
   gemm_nn<T>(0, rb ? 2 * H : GH, 0, Bp, H, w_hh, DenseB<T>{hp, Bp}, hh_rows, false);
-  T *gates = st.gT.data(), *hh = st.hhT.data(), *aux = st.auxT.data();
-  const T* b_hh = st.bhhT.data();
+  T *gates = st.gT, *hh = st.hhT, *aux = st.auxT;
+  const T* b_hh = st.bhhT;
   switch (g.cell) {
     case Cell::RnnTanh:
     case Cell::RnnRelu:
       rnn_forward_units(g.cell == Cell::RnnRelu, 0, HB, gates, hh, b_hh, hn);
       break;
-    case Cell::Lstm: lstm_forward_units(HB, 0, HB, gates, hh, b_hh, st.cT.data(), hn); break;
+    case Cell::Lstm: lstm_forward_units(HB, 0, HB, gates, hh, b_hh, st.cT, hn); break;
     case Cell::Gru: gru_forward_units(HB, 0, HB, gates, hh, b_hh, hp, aux, hn); break;
     case Cell::GruResetBefore:
       gru_rb_forward_phase1(HB, 0, HB, gates, hh, b_hh, hp, aux);
@@ -412,27 +418,27 @@ void forward_rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, ForwardSt
   const int64_t H = g.d.H, I = g.d.I, B = g.d.B, rows = p.b1 - p.b0;
   LaneState<T> st(g, (rows + W - 1) / W * W);
   const int64_t Bp = st.Bp, HB = H * Bp;
-  broadcast_lanes(a.b_ih, g.GH, Bp, st.bihT.data());
-  broadcast_lanes(a.b_hh, g.GH, Bp, st.bhhT.data());
+  broadcast_lanes(a.b_ih, g.GH, Bp, st.bihT);
+  broadcast_lanes(a.b_hh, g.GH, Bp, st.bhhT);
   auto lanes_of = [Bp](T* base) { return [base, Bp](int64_t m) { return base + m * Bp; }; };
   auto rows_of = [&](T* base, int64_t ld) {
     return [=](int64_t r) { return base + (p.b0 + r) * ld; };
   };
-  transpose_copy<T>(rows, H, rows_of(fs.h2.data(), H), lanes_of(st.h2T.data()));
-  if (g.is_lstm()) transpose_copy<T>(rows, H, rows_of(fs.c.data(), H), lanes_of(st.cT.data()));
+  transpose_copy<T>(rows, H, rows_of(fs.h2.data(), H), lanes_of(st.h2T));
+  if (g.is_lstm()) transpose_copy<T>(rows, H, rows_of(fs.c.data(), H), lanes_of(st.cT));
   for (int64_t s = 0; s < g.steps; ++s) {
     const int64_t t = g.time(p.b0, s);  // no lengths: one time step for all rows
     const auto x_row = [&](int64_t r) { return a.x + g.seq_offset(t, p.b0 + r, I); };
-    transpose_copy<T>(rows, I, x_row, lanes_of(st.xT.data()));
-    T* hp = st.h2T.data() + (s & 1) * HB;
-    T* hn = st.h2T.data() + ((s + 1) & 1) * HB;
+    transpose_copy<T>(rows, I, x_row, lanes_of(st.xT));
+    T* hp = st.h2T + (s & 1) * HB;
+    T* hn = st.h2T + ((s + 1) & 1) * HB;
     lane_step(g, a, st, hp, hn);
     const auto y_row = [&](int64_t r) { return a.y + g.seq_offset(t, p.b0 + r, H); };
     transpose_copy<T>(H, rows, lanes_of(hn), y_row);
   }
-  T* h_final = st.h2T.data() + (g.steps & 1) * HB;
+  T* h_final = st.h2T + (g.steps & 1) * HB;
   transpose_copy<T>(H, rows, lanes_of(h_final), rows_of(fs.h2.data() + (g.steps & 1) * B * H, H));
-  if (g.is_lstm()) transpose_copy<T>(H, rows, lanes_of(st.cT.data()), rows_of(fs.c.data(), H));
+  if (g.is_lstm()) transpose_copy<T>(H, rows, lanes_of(st.cT), rows_of(fs.c.data(), H));
 }
 
 }  // namespace
