@@ -35,17 +35,22 @@ def flag(name: str, value) -> bool:
     return bool(value)
 
 
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no sane bound known
+        return 1 << 62
+
+
+_PHYSICAL_MEMORY = _physical_memory()  # read once: two system calls cost ~1 us per layer call
+
+
 def memory_limit() -> int:
     """Bytes one call may plan to allocate: the machine's physical memory, or the value of
     RNNCORE_MEMORY_LIMIT when set. Anything larger could only end in swapping or the OOM
     killer, so it is refused before any allocation."""
     env = os.environ.get("RNNCORE_MEMORY_LIMIT")
-    if env:
-        return int(env)
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no sane bound known
-        return 1 << 62
+    return int(env) if env else _PHYSICAL_MEMORY
 
 
 def check_memory(what: str, nbytes: int, detail: str) -> None:
@@ -64,6 +69,13 @@ def _shape(shape) -> str:
 
 def as_float_array(name: str, value, dtype=None) -> np.ndarray:
     """`value` as a C-contiguous float array; `dtype` (when given) must match exactly."""
+    if (  # already what the kernels take (the common case): no further checks
+        type(value) is np.ndarray
+        and value.dtype in FLOAT_DTYPES
+        and (dtype is None or value.dtype == dtype)
+        and value.flags.c_contiguous
+    ):
+        return value
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
