@@ -133,6 +133,19 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
         assert any(p.startswith("keras ") for p in result["peers"])
 
 
+def test_bench_interleaves_the_libraries_it_times():
+    """Each library runs in blocks that alternate with the others' (no timing assertions:
+    the order of calls and the shape of the result only)."""
+    from rnncore import bench
+
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    medians = bench.interleaved_medians(fns, budget_s=0.05, min_reps=3)
+    assert set(medians) == {"a", "b"} and all(m >= 0 for m in medians.values())
+    switches = sum(x != y for x, y in zip(calls, calls[1:]))
+    assert switches >= 4 and calls.count("a") > 3 and calls.count("b") > 3
+
+
 def test_fma_peak_probe():
     peak = rnncore._core.fma_peak_gflops(1)
     assert 0.1 < peak < 1e5  # a measurement, not a constant: its plausibility only

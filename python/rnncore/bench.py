@@ -30,14 +30,42 @@ MODES = ("inference", "training")
 
 
 def median_ms(fn, budget_s: float, min_reps: int = 3) -> float:
-    fn()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < budget_s:
+    """Median milliseconds per call of fn alone (see interleaved_medians)."""
+    return interleaved_medians({"fn": fn}, budget_s, min_reps)["fn"]
+
+
+BLOCK_S = 0.02  # seconds of one library's runs before the next library's turn
+
+
+def interleaved_medians(fns: dict, budget_s: float, min_reps: int = 3) -> dict:
+    """Median milliseconds per call of each fn, timed in alternating blocks of about BLOCK_S
+    (each library in turn, until each has had budget_s and min_reps calls). This machine's
+    speed drifts by up to 2x over seconds; interleaving makes such a phase hit every library
+    alike, so the ratios hold. A block of fast calls starts with an untimed one, which brings
+    its library's weights back into the cache that the others' blocks used."""
+    times = {name: [] for name in fns}
+    spent = dict.fromkeys(fns, 0.0)
+    per_call = {}
+    for name, fn in fns.items():  # warm-up: first-call allocation, graph compilation
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        per_call[name] = time.perf_counter() - t0
+    while True:
+        due = [n for n in fns if spent[n] < budget_s or len(times[n]) < min_reps]
+        if not due:
+            return {n: statistics.median(t) * 1e3 for n, t in times.items()}
+        for name in due:
+            fn, calls = fns[name], times[name]
+            if (statistics.median(calls) if calls else per_call[name]) < BLOCK_S / 4:
+                fn()
+            start = time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                fn()
+                calls.append(time.perf_counter() - t0)
+                if time.perf_counter() - start >= BLOCK_S:
+                    break
+            spent[name] += time.perf_counter() - start
 
 
 def forward_flops(cell: str, B, T, I, H) -> float:
@@ -296,6 +324,14 @@ def _add_memory(row, peers, threads):
             row["mem_vs_torch"] = row["mem_mb"] / row["torch_mem_mb"]
 
 
+def _record_times(row: dict, medians: dict) -> None:
+    """Ours and the peers' medians into the row, with the speed-up over the fastest peer."""
+    row["rnncore"] = medians.pop("rnncore")
+    row["peers"] = medians
+    if medians:
+        row["speedup"] = min(medians.values()) / row["rnncore"]
+
+
 def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
     rnncore.set_num_threads(threads)
     peers, skipped = find_peers(threads)
@@ -310,25 +346,21 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
             x = rng.standard_normal((T, B, I), dtype=np.float32)
             dy = rng.standard_normal((T, B, H), dtype=np.float32)
             for mode in MODES:
-                row = {"cell": cell, "shape": shape_name, "mode": mode, "peers": {}}
-                params = None
+                row = {"cell": cell, "shape": shape_name, "mode": mode}
+                fns, params = {}, None
                 if "torch" in peers:
-                    torch_fn, params = _torch_case(peers["torch"], cell, mode, x, dy, I, H)
-                    row["peers"]["torch"] = median_ms(torch_fn, budget)
+                    fns["torch"], params = _torch_case(peers["torch"], cell, mode, x, dy, I, H)
                 if params is None:
                     G = CELLS[cell]
                     params = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
                               for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
                 if "onnxruntime" in peers and mode == "inference":
-                    ort_fn = _ort_case(peers, cell, x, params, I, H, threads)
-                    row["peers"]["onnxruntime"] = median_ms(ort_fn, budget)
+                    fns["onnxruntime"] = _ort_case(peers, cell, x, params, I, H, threads)
                 if "keras" in peers:
-                    keras_fn = _keras_case(peers["keras"], cell, mode, x, dy, H)
-                    row["peers"]["keras"] = median_ms(keras_fn, budget)
-                row["rnncore"] = median_ms(_ours(cell, mode, x, params, dy), budget)
+                    fns["keras"] = _keras_case(peers["keras"], cell, mode, x, dy, H)
+                fns["rnncore"] = _ours(cell, mode, x, params, dy)
+                _record_times(row, interleaved_medians(fns, budget))
                 row["gflops"] = case_flops(cell, mode, (B, T, I, H)) / row["rnncore"] / 1e6
-                if row["peers"]:
-                    row["speedup"] = min(row["peers"].values()) / row["rnncore"]
                 rows.append(row)
     rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
     for row in rows:
@@ -353,7 +385,7 @@ def _step_case(peers, cell, threads, budget):
     params = [rng.uniform(-0.06, 0.06, s).astype(np.float32)
               for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
     xs = rng.standard_normal((T, B, I), dtype=np.float32)
-    row = {"cell": cell, "shape": "step", "mode": "inference", "peers": {}}
+    row, fns = {"cell": cell, "shape": "step", "mode": "inference"}, {}
     if "torch" in peers:
         torch = peers["torch"]
         mod = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell]
@@ -369,7 +401,7 @@ def _step_case(peers, cell, threads, budget):
                 for x in xt:
                     state = m(x, state)
 
-        row["peers"]["torch"] = median_ms(torch_run, budget)
+        fns["torch"] = torch_run
     if "onnxruntime" in peers:
         sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
         names = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
@@ -380,7 +412,7 @@ def _step_case(peers, cell, threads, budget):
                 out = sess.run(None, {"X": x[None], **feed})
                 feed = dict(zip(names, out[1:]))
 
-        row["peers"]["onnxruntime"] = median_ms(ort_run, budget)
+        fns["onnxruntime"] = ort_run
     stream = rnncore.Stream(cell, *params)
     out = np.empty((B, H), np.float32)
 
@@ -389,10 +421,9 @@ def _step_case(peers, cell, threads, budget):
         for x in xs:
             stream.step(x, out=out)
 
-    row["rnncore"] = median_ms(ours, budget)
+    fns["rnncore"] = ours
+    _record_times(row, interleaved_medians(fns, budget))
     row["gflops"] = forward_flops(cell, B, T, I, H) / row["rnncore"] / 1e6
-    if row["peers"]:
-        row["speedup"] = min(row["peers"].values()) / row["rnncore"]
     return row
 
 
