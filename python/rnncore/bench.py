@@ -34,15 +34,20 @@ def median_ms(fn, budget_s: float, min_reps: int = 3) -> float:
     return interleaved_medians({"fn": fn}, budget_s, min_reps)["fn"]
 
 
-BLOCK_S = 0.02  # seconds of one library's runs before the next library's turn
+BLOCK_S = 0.1  # seconds of one library's runs before the next library's turn
+# Seconds of rest before each block: thread pools spin for milliseconds after their last
+# call (libgomp, ORT's, XLA's) and would take the cores from whoever runs next. Measured here:
+# GRU B=64 H=256 took 20 ms interleaved with ORT in 20 ms blocks without rest, 9.5 with 30 ms.
+PAUSE_S = 0.05
 
 
 def interleaved_medians(fns: dict, budget_s: float, min_reps: int = 3) -> dict:
     """Median milliseconds per call of each fn, timed in alternating blocks of about BLOCK_S
     (each library in turn, until each has had budget_s and min_reps calls). This machine's
     speed drifts by up to 2x over seconds; interleaving makes such a phase hit every library
-    alike, so the ratios hold. A block of fast calls starts with an untimed one, which brings
-    its library's weights back into the cache that the others' blocks used."""
+    alike, so the ratios hold. Each block follows a rest of PAUSE_S (when there are others),
+    and a block of fast calls starts with an untimed one, which brings its library's weights
+    back into the cache that the others' blocks used."""
     times = {name: [] for name in fns}
     spent = dict.fromkeys(fns, 0.0)
     per_call = {}
@@ -56,6 +61,8 @@ def interleaved_medians(fns: dict, budget_s: float, min_reps: int = 3) -> dict:
             return {n: statistics.median(t) * 1e3 for n, t in times.items()}
         for name in due:
             fn, calls = fns[name], times[name]
+            if len(fns) > 1:
+                time.sleep(PAUSE_S)
             if (statistics.median(calls) if calls else per_call[name]) < BLOCK_S / 4:
                 fn()
             start = time.perf_counter()
