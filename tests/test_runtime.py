@@ -133,11 +133,13 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
         assert any(p.startswith("keras ") for p in result["peers"])
 
 
-def test_bench_interleaves_the_libraries_it_times():
+def test_bench_interleaves_the_libraries_it_times(monkeypatch):
     """Each library runs in blocks that alternate with the others' (no timing assertions:
     the order of calls and the shape of the result only)."""
     from rnncore import bench
 
+    monkeypatch.setattr(bench, "BLOCK_S", 0.01)
+    monkeypatch.setattr(bench, "PAUSE_S", 0.0)
     calls = []
     fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
     medians = bench.interleaved_medians(fns, budget_s=0.05, min_reps=3)
