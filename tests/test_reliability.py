@@ -310,9 +310,9 @@ def test_sigkill_while_checkpointing_leaves_the_previous_checkpoint_loadable(tmp
 _CTRL_C_IN_FIT = (
     _TRAIN
     + """
-class Announce(C.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
+class Announce(C.Callback):  # at the start of epoch 2: the first is in the history by then
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
             print("EPOCH1", flush=True)
 
 try:
