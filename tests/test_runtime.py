@@ -128,7 +128,7 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":  # every peer is measured, none skipped
         assert {"torch", "onnxruntime"} <= set(rows[0]["peers"]) | set(rows[-1]["peers"])
         assert all("onnxruntime" in r["peers"] for r in rows if r["mode"] == "inference")
-        # Keras (torch backend when TensorFlow is absent) times every layer case
+        # Keras (on JAX or torch when TensorFlow is absent) times every layer case
         assert all("keras" in r["peers"] for r in rows if r["shape"] != "step")
         assert any(p.startswith("keras ") for p in result["peers"])
 

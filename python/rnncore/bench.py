@@ -1,7 +1,8 @@
 """Benchmark harness: rnncore against the installed peers, same inputs and thread count.
 
 Used by `rnncore bench` and benchmarks/compare.py. Times are medians of repeated runs after a
-warm-up; ratios compare peers measured in the same process, since absolute times drift.
+warm-up, the libraries of a case interleaved in blocks (interleaved_medians); ratios compare
+peers measured in the same process, since absolute times drift.
 """
 
 from __future__ import annotations
@@ -27,11 +28,6 @@ SHAPES = {  # name: (B, T, I, H)
 }
 CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
 MODES = ("inference", "training")
-
-
-def median_ms(fn, budget_s: float, min_reps: int = 3) -> float:
-    """Median milliseconds per call of fn alone (see interleaved_medians)."""
-    return interleaved_medians({"fn": fn}, budget_s, min_reps)["fn"]
 
 
 BLOCK_S = 0.1  # seconds of one library's runs before the next library's turn
@@ -152,8 +148,8 @@ def _keras_case(keras, cell, mode, x, dy, H):
     """Keras's own layer (default arguments, return_sequences=True) on the same data, which
     Keras takes batch-major (B, T, I); compiled where its backend compiles (tf.function,
     jax.jit), eager on torch, as Keras's own trainer runs it."""
-    layer = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-    layer = layer[cell](H, return_sequences=True)
+    kinds = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+    layer = kinds[cell](H, return_sequences=True)
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))
     dyb = np.ascontiguousarray(dy.transpose(1, 0, 2))
     layer.build(xb.shape)
