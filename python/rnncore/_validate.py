@@ -69,13 +69,6 @@ def _shape(shape) -> str:
 
 def as_float_array(name: str, value, dtype=None) -> np.ndarray:
     """`value` as a C-contiguous float array; `dtype` (when given) must match exactly."""
-    if (  # already what the kernels take (the common case): no further checks
-        type(value) is np.ndarray
-        and value.dtype in FLOAT_DTYPES
-        and (dtype is None or value.dtype == dtype)
-        and value.flags.c_contiguous
-    ):
-        return value
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
@@ -86,6 +79,8 @@ def as_float_array(name: str, value, dtype=None) -> np.ndarray:
             f"{name}: dtype {arr.dtype} does not match x's dtype {dtype}; "
             "all arrays of one call must share a dtype"
         )
+    if type(value) is np.ndarray and arr.flags.c_contiguous:
+        return arr  # already what the kernels take (the common case): no copy, no conversion
     if not arr.flags.c_contiguous:  # a broadcast view can be far larger than its memory
         check_memory(name, arr.nbytes, f"a contiguous copy of shape {_shape(arr.shape)}")
     return np.ascontiguousarray(arr)
