@@ -135,6 +135,24 @@ def test_bitwise_identical_across_thread_counts_large(cell, threads):
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_weight_gradients_packed_or_in_place_match_reference(cell, threads):
+    # A thread with 256 or more rows of dW (here each of 1, 2 and 3 for LSTM and GRU; one
+    # for SimpleRNN) packs its operands in chunks of 128 of the T*B = 150 rows, with
+    # columns (I = 130, H = 260) that end in a partial panel; fewer rows read them in place.
+    # Both add the same terms in the same order.
+    case = make_case(cell, 50, 3, 130, 260, seed=13, reverse=True)
+    for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
+        typed = case.astype(dtype)
+        expected = typed.astype(np.float64).run(reference)
+        results = []
+        for n in (1, 2, 3):
+            threads(n)
+            results.append(_compare(typed, tol, expected))
+        _assert_identical(results[0], results[1])
+        _assert_identical(results[0], results[2])
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_inference_equals_training_forward(cell):
     case = make_case(cell, 6, 4, 5, 8, seed=5)
     inference = case.cell.fn(rnncore)(**case.arrays, **case.options)

@@ -20,7 +20,8 @@ namespace RNNCORE_KERNEL_NS {
 class BlockCache {
  public:
   static constexpr size_t kMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
-  static constexpr int kSlots = 4;  // a gate ring and packed W_ih, W_hh per calling thread
+  // A gate ring, packed W_ih and W_hh, and gemm_tn's packing scratch per calling thread.
+  static constexpr int kSlots = 6;
   BlockCache() = default;
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
