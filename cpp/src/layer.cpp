@@ -343,8 +343,9 @@ bool rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, const Part& p) {
   return plain && H > 0 && H <= kMaxH && rows >= W && lane_use(rows, W) > lane_use(H, W);
 }
 
-// Transposed forward state of one thread's rows, carved from one zeroed block (padding lanes
-// hold finite values and never reach an output). Each array is a whole number of vectors.
+// Transposed forward state of one thread's rows, carved from one block. Every lane of a row
+// is written before it is read, but for the padding lanes (rows to Bp), which are zeroed so
+// they hold finite values; lanes never mix, so those never reach an output.
 template <typename T>
 struct LaneState {
   int64_t Bp;
@@ -357,11 +358,15 @@ struct LaneState {
   T* h2T;   // [2, H, Bp] h_prev / h_new by step parity
   T* cT;    // [H, Bp] LSTM cell state
   T* auxT;  // [H, Bp] GRU: W_hn h + b_hn (reset_after) or r * h_prev (reset_before)
-  LaneState(const Geometry& g, int64_t Bp_) : Bp(Bp_), block(Bp_ * (g.d.I + 4 * g.GH + 4 * g.d.H)) {
+  LaneState(const Geometry& g, int64_t rows)
+      : Bp((rows + Simd<T>::W - 1) / Simd<T>::W * Simd<T>::W),
+        block(Bp * block_rows(g), Alloc::kReused) {
+    for (int64_t m = 0; rows < Bp && m < block_rows(g); ++m)
+      fill_zero(block.data() + m * Bp + rows, Bp - rows);
     T* next = block.data();
-    auto take = [&](int64_t rows) {
+    auto take = [&](int64_t n) {
       T* p = next;
-      next += rows * Bp;
+      next += n * Bp;
       return p;
     };
     xT = take(g.d.I);
@@ -373,13 +378,14 @@ struct LaneState {
     cT = take(g.d.H);
     auxT = take(g.d.H);
   }
+  static int64_t block_rows(const Geometry& g) { return g.d.I + 4 * g.GH + 4 * g.d.H; }
 };
 
-// vT[m * Bp + b] = v[m] for every lane b (v may be null: zeros).
+// vT[m * Bp + b] = v[m] for every lane b (v null: zeros).
 template <typename T>
 void broadcast_lanes(const T* v, int64_t n, int64_t Bp, T* vT) {
-  for (int64_t m = 0; v && m < n; ++m)
-    for (int64_t b = 0; b < Bp; ++b) vT[m * Bp + b] = v[m];
+  for (int64_t m = 0; m < n; ++m)
+    for (int64_t b = 0; b < Bp; ++b) vT[m * Bp + b] = v ? v[m] : T(0);
 }
 
 // One step on the transposed state: the projections, then the cell on all H*Bp units.
@@ -414,9 +420,8 @@ void lane_step(const Geometry& g, const ForwardArgs<T>& a, LaneState<T>& st, con
 template <typename T>
 void forward_rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, ForwardState<T>& fs,
                            const Part& p) {
-  constexpr int64_t W = Simd<T>::W;
   const int64_t H = g.d.H, I = g.d.I, B = g.d.B, rows = p.b1 - p.b0;
-  LaneState<T> st(g, (rows + W - 1) / W * W);
+  LaneState<T> st(g, rows);
   const int64_t Bp = st.Bp, HB = H * Bp;
   broadcast_lanes(a.b_ih, g.GH, Bp, st.bihT);
   broadcast_lanes(a.b_hh, g.GH, Bp, st.bhhT);

@@ -180,7 +180,8 @@ def _check_call_memory(kind, itemsize, T, B, I, H) -> None:
     per_step = B * (H + 2 * G * H + 3 * H + I)  # y, gates (+ their grads), state slots, dx
     weights = 3 * G * H * (I + H + 2)  # packed copy + gradients
     nbytes = itemsize * (T * per_step + weights)
-    check_memory(kind, nbytes, f"T={T}, B={B}, I={I}, H={H}")
+    if nbytes > memory_limit():  # formats the detail only for the error (~1 us per call)
+        check_memory(kind, nbytes, f"T={T}, B={B}, I={I}, H={H}")
 
 
 def prepare_grads(call: Call, dy, dh_n, dc_n):
