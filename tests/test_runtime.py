@@ -11,7 +11,7 @@ import pytest
 
 import rnncore
 
-from conftest import CELLS, make_case
+from conftest import CELLS, import_torch, make_case
 
 
 def test_thread_count_setting(threads):
@@ -164,3 +164,14 @@ def test_bench_measures_training_peak_memory_in_a_child_process():
     assert small is not None and big is not None
     # one step keeps y, the gate slab and the state slots: at least 4*T*B*5H floats (~33 MiB)
     assert big > 25 > small >= 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_bench_memory_counts_the_gradients_torch_keeps():
+    from rnncore import bench
+
+    import_torch()
+    # SimpleRNN I = H = 512 over two steps: dW_ih and dW_hh are 1 MiB each, nearly all of
+    # the step. They must count, not be offset by freeing the previous step's gradients.
+    for lib in ("torch", "rnncore"):
+        assert bench.peak_memory_mb(lib, "rnn", (1, 2, 512, 512), 1) > 1.5, lib

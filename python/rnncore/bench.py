@@ -233,9 +233,10 @@ if lib == "torch":
     m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
     xg, dyt = torch.tensor(x).requires_grad_(True), torch.tensor(dy)
     def step():
+        m(xg)[0].backward(dyt)  # the gradients stay on the tensors: counted at the peak
+    def release():
         m.zero_grad(set_to_none=True)
         xg.grad = None
-        m(xg)[0].backward(dyt)
 else:
     import rnncore
     rnncore.set_num_threads(threads)
@@ -244,8 +245,11 @@ else:
          for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]
     fwd, bwd = getattr(rnncore, cell + "_forward"), getattr(rnncore, cell + "_backward")
     def step():
-        bwd(fwd(x, *p, training=True)[-1], dy)
+        bwd(fwd(x, *p, training=True)[-1], dy)  # the gradients live until the step returns
+    def release():
+        pass
 step()
+release()  # both start from no gradients held: freeing the last ones must not offset the peak
 def status(key):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith(key))
@@ -258,8 +262,9 @@ print((status("VmHWM:") - base) / 1024)
 
 
 def peak_memory_mb(lib: str, cell: str, shape, threads: int) -> float | None:
-    """MiB that one training step of `lib` ("rnncore" or "torch") adds at its peak, or None
-    where it cannot be measured (no /proc, or the child failed)."""
+    """MiB that one training step of `lib` ("rnncore" or "torch") adds at its peak, from a
+    state holding no gradients, its own gradients included; None where it cannot be measured
+    (no /proc, or the child failed)."""
     if not os.path.exists("/proc/self/clear_refs"):
         return None
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
