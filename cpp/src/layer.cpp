@@ -606,9 +606,10 @@ void column_sums(const T* in, int64_t R, int64_t ld, int64_t m0, int64_t m1, T* 
   });
 }
 
-// dW_hh and db_hh rows [m0, m1). The recurrent projection's gradient is dGx, multiplying
-// h_prev, except in GRU's n gate (rows 2H..3H): reset_after's is dn * r, which backward left
-// in `extra`; reset_before's n rows multiply r * h_prev, kept in `extra`.
+// dW_hh and db_hh rows [m0, m1), after db_ih's (see weight_and_input_gradients). The
+// recurrent projection's gradient is dGx, multiplying h_prev, except in GRU's n gate (rows
+// 2H..3H): reset_after's is dn * r, which backward left in `extra`; reset_before's n rows
+// multiply r * h_prev, kept in `extra`.
 template <typename T>
 void recurrent_weight_gradients(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
                                 int64_t m0, int64_t m1) {
@@ -619,7 +620,10 @@ void recurrent_weight_gradients(const Geometry& g, const BackwardArgs<T>& a, con
   const Rows<const T> hprev_rows = dense_rows<const T>(ws.hslots + (d.reverse ? d.B * H : 0), H);
   const int64_t n_row = g.is_gru() ? 2 * H : GH;  // the first row of GRU's n gate
   gemm_tn<T>(m0, std::min(m1, n_row), H, TB, dense_rows(dgx, GH), hprev_rows, a.dw_hh, H, false);
-  if (a.db_hh) column_sums(dgx, TB, GH, m0, std::min(m1, n_row), a.db_hh);
+  if (a.db_hh && a.db_ih)  // the same sums as db_ih's over these rows, which this thread made
+    copy_n(a.db_ih + m0, std::min(m1, n_row) - m0, a.db_hh + m0);
+  else if (a.db_hh)
+    column_sums(dgx, TB, GH, m0, std::min(m1, n_row), a.db_hh);
   if (m1 <= n_row) return;
   const int64_t q0 = std::max(m0, n_row) - n_row, q1 = m1 - n_row;  // units of the n gate
   const bool rb = g.cell == Cell::GruResetBefore;
