@@ -64,7 +64,7 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) start[v] = bias ? load(bias + v * S::W) : V{};
   V acc[MR][NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int mm = 0; mm < MR; ++mm)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[mm][v] = accumulate ? load(crow[mm] + v * S::W) : start[v];
@@ -73,14 +73,14 @@ inline void vector_tile(int64_t K, AElem a, BRow brow, T* const* crow, bool accu
     V bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = load(b + v * S::W);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int mm = 0; mm < MR; ++mm) {
       const V av = S::splat(a(mm, k));
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[mm][v] = fmadd(av, bv[v], acc[mm][v]);
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int mm = 0; mm < MR; ++mm)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) lanes.st(crow[mm] + v * S::W, acc[mm][v]);
@@ -119,6 +119,27 @@ void gemm_block(int64_t mr, int64_t nw, int64_t K, AElem a, BAt b_at, T* const* 
     tile_rows<T, kTileVecs, false>(mr, n, 0, K, a, b_at, crow, accumulate, bias);
   for (; n + W <= nw; n += W) tile_rows<T, 1, false>(mr, n, 0, K, a, b_at, crow, accumulate, bias);
   if (n < nw) tile_rows<T, 1, true>(mr, n, nw - n, K, a, b_at, crow, accumulate, bias);
+}
+
+// B narrower than one full tile (the lanes path's [H, rows] state: one or two vectors):
+// single-vector tiles of kTallRows rows, whose 12 independent sums keep both FMA pipes busy
+// where 6 would wait on the FMA latency every k.
+constexpr int kTallRows = 2 * kTileRows;
+
+template <typename T, typename AElem, typename BAt>
+void tall_block(int64_t nw, int64_t K, AElem a, BAt b_at, T* const* crow, bool accumulate,
+                const T* bias) {
+  constexpr int64_t W = Simd<T>::W;
+  for (int64_t n = 0; n < nw; n += W) {
+    T* rows[kTallRows];
+    for (int mm = 0; mm < kTallRows; ++mm) rows[mm] = crow[mm] + n;
+    auto brow = [&](int64_t k) { return b_at(k, n); };
+    const T* bias_at = bias ? bias + n : nullptr;
+    if (n + W <= nw)
+      vector_tile<T, kTallRows, 1, false>(K, a, brow, rows, accumulate, 0, bias_at);
+    else
+      vector_tile<T, kTallRows, 1, true>(K, a, brow, rows, accumulate, nw - n, bias_at);
+  }
 }
 
 // The B operand of gemm_nn, row-major with leading dimension ld.
@@ -167,7 +188,20 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const AM
     nw = std::min(chunk, n1 - nb);
     if constexpr (BMat::kPanelCols > 0)  // up to the first panel boundary, then whole panels
       if (nb % BMat::kPanelCols) nw = std::min(nw, BMat::kPanelCols - nb % BMat::kPanelCols);
-    for (int64_t mb = m0; mb < m1; mb += kTileRows) {
+    int64_t mb = m0;
+    for (; nw < NR && mb + kTallRows <= m1; mb += kTallRows) {
+      const T* arow[kTallRows];
+      T* crow[kTallRows];
+      for (int mm = 0; mm < kTallRows; ++mm) {
+        arow[mm] = A(mb + mm);
+        crow[mm] = C(mb + mm) + nb;
+      }
+      tall_block<T>(
+          nw, K, [&](int64_t mm, int64_t k) { return arow[mm][k]; },
+          [&](int64_t k, int64_t n) { return B.at(k, nb + n); }, crow, accumulate,
+          bias ? bias + nb : nullptr);
+    }
+    for (; mb < m1; mb += kTileRows) {
       const int64_t mr = std::min<int64_t>(kTileRows, m1 - mb);
       const T* arow[kTileRows];
       T* crow[kTileRows];
