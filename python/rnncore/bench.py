@@ -346,6 +346,9 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
     if "torch" in peers:
         peers["torch"].set_num_threads(threads)
     budget = 0.05 if quick else 0.5
+    # Calls of the large shapes take ~0.25 s, so the budget alone would give three samples
+    # each; five make their medians proof against a slow phase of a second or two.
+    reps = 3 if quick else 5
     peak = rnncore._core.fma_peak_gflops(threads)  # measured here, on this machine, now
     rows = []
     rng = np.random.default_rng(0)
@@ -367,7 +370,7 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
                 if "keras" in peers:
                     fns["keras"] = _keras_case(peers["keras"], cell, mode, x, dy, H)
                 fns["rnncore"] = _ours(cell, mode, x, params, dy)
-                _record_times(row, interleaved_medians(fns, budget))
+                _record_times(row, interleaved_medians(fns, budget, reps))
                 row["gflops"] = case_flops(cell, mode, (B, T, I, H)) / row["rnncore"] / 1e6
                 rows.append(row)
     rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
