@@ -134,6 +134,30 @@ def test_bitwise_identical_across_thread_counts_large(cell, threads):
     _assert_identical(results[0], results[2])
 
 
+@pytest.mark.parametrize("cell", CELLS[:2], ids=CELL_IDS[:2])
+def test_simple_rnn_backward_in_chunks_of_steps_matches_reference(cell, threads):
+    # SimpleRNN backward works through about 1 MiB of gate gradients at a time: at B=64
+    # H=300 float32 that is 13 of the 20 steps, so the loop crosses a chunk boundary (and
+    # float64 crosses two), with ragged and empty rows, the mask, either direction, layout.
+    for lengths, reverse, batch_first, mask in [
+        ("ragged", True, False, True),
+        ("ragged", False, True, False),
+        (None, False, False, True),
+        (None, True, True, False),
+    ]:
+        case = make_case(cell, 20, 64, 7, 300, seed=3, lengths=lengths, reverse=reverse,
+                         batch_first=batch_first, recurrent_mask=mask)  # fmt: skip
+        for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
+            typed = case.astype(dtype)
+            expected = typed.astype(np.float64).run(reference)
+            results = []
+            for n in (1, 2, 3):
+                threads(n)
+                results.append(_compare(typed, tol, expected))
+            _assert_identical(results[0], results[1])
+            _assert_identical(results[0], results[2])
+
+
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_weight_gradients_packed_or_in_place_match_reference(cell, threads):
     # A thread with 256 or more rows of dW (here each of 1, 2 and 3 for LSTM and GRU; one

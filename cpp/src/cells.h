@@ -39,7 +39,8 @@ inline V gru_blend(V z, V n, V h_prev) {
   return fmadd(z, h_prev, ((V{} + 1) - z) * n);
 }
 
-// ---- SimpleRNN: h = act(W_ih x + b_ih + W_hh h_prev + b_hh); gates[j] holds h. ----
+// ---- SimpleRNN: h = act(W_ih x + b_ih + W_hh h_prev + b_hh); gates[j] holds h. Training
+// keeps no gates: backward reads h from the state slots. ----
 template <typename T>
 void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh, const T* b_hh,
                        T* h) {
@@ -51,13 +52,13 @@ void rnn_forward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* hh,
   });
 }
 
+// dg = dh * act'(a) from the activation h = act(a) (the state slot forward kept).
 template <typename T>
-void rnn_backward_units(bool relu, int64_t j0, int64_t j1, T* gates, const T* dh, T* dg) {
+void rnn_backward_units(bool relu, int64_t j0, int64_t j1, const T* h, const T* dh, T* dg) {
   each_lanes<T>(j0, j1, [&](auto l) {
-    const Vec<T> v = l.ld(gates), d = l.ld(dh), zero{};
+    const Vec<T> v = l.ld(h), d = l.ld(dh), zero{};
     const Vec<T> da =
         relu ? (v <= zero ? zero : d) : d * one_minus_square(v);  // as torch: NaN passes
-    l.st(gates, da);
     l.st(dg, da);
   });
 }

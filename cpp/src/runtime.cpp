@@ -154,8 +154,9 @@ template void layer_backward<double>(Cell, const Dims&, const BackwardArgs<doubl
 
 size_t training_workspace_size(Cell cell, const Dims& d) {
   const int64_t TB = d.T * d.B, slot_elems = (d.T + 1) * d.B * d.H;
-  int64_t n = TB * gate_count(cell) * d.H + slot_elems;  // gates + hidden-state slots
-  if (cell == Cell::Lstm) n += slot_elems;               // cell-state slots
+  const bool rnn = cell == Cell::RnnTanh || cell == Cell::RnnRelu;       // its gates are its states
+  int64_t n = (rnn ? 0 : TB * gate_count(cell) * d.H) + slot_elems;      // gates + state slots
+  if (cell == Cell::Lstm) n += slot_elems;                               // cell-state slots
   if (cell == Cell::Gru || cell == Cell::GruResetBefore) n += TB * d.H;  // GRU extra
   return static_cast<size_t>(n);
 }
