@@ -246,8 +246,8 @@ else:
     fwd, bwd = getattr(rnncore, cell + "_forward"), getattr(rnncore, cell + "_backward")
     def step():
         bwd(fwd(x, *p, training=True)[-1], dy)  # the gradients live until the step returns
-    def release():
-        pass
+    def release():  # the measured step allocates its workspace afresh, as a first step does
+        rnncore._core.release_workspaces()
 step()
 release()  # both start from no gradients held: freeing the last ones must not offset the peak
 def status(key):
@@ -263,8 +263,9 @@ print((status("VmHWM:") - base) / 1024)
 
 def peak_memory_mb(lib: str, cell: str, shape, threads: int) -> float | None:
     """MiB that one training step of `lib` ("rnncore" or "torch") adds at its peak, from a
-    state holding no gradients, its own gradients included; None where it cannot be measured
-    (no /proc, or the child failed)."""
+    state holding no gradients, its own gradients included, and (rnncore) no workspace block
+    kept from the warm-up step; None where it cannot be measured (no /proc, or the child
+    failed)."""
     if not os.path.exists("/proc/self/clear_refs"):
         return None
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
