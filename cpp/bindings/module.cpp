@@ -100,7 +100,8 @@ class KeptWorkspaces {
  public:
   static constexpr int kSlots = 4;
   static constexpr size_t kMaxBytes = size_t(1) << 30;
-  static constexpr size_t kHuge = size_t(2) << 20;  // a huge page: blocks are whole ones
+  static constexpr size_t kHuge = size_t(2) << 20;       // a huge page: blocks are whole ones
+  static constexpr size_t kMinBytes = size_t(16) << 20;  // smaller workspaces are not kept
 
   // A block of at least `bytes` (updated to its size): a kept one that fits without wasting
   // more than half of it, else a fresh one.
@@ -178,12 +179,12 @@ KeptWorkspaces& kept_workspaces() {
   return *kept;
 }
 
-// A workspace array of n elements: on a kept block when it is large (the block returns to the
-// keeper when NumPy releases the array), else a plain NumPy array (small ones cost little
-// fresh, and a block is whole huge pages).
+// A workspace array of n elements: on a kept block from kMinBytes (the block returns to the
+// keeper when NumPy releases the array), else a plain NumPy array: smaller ones cost less
+// fresh, and a block is whole huge pages, up to 2 MiB more than asked.
 template <typename T>
 py::array_t<T> workspace_array(int64_t n) {
-  if (static_cast<size_t>(n) * sizeof(T) < 2 * KeptWorkspaces::kHuge)
+  if (static_cast<size_t>(n) * sizeof(T) < KeptWorkspaces::kMinBytes)
     return py::array_t<T>(std::vector<int64_t>{n});
   struct Block {
     void* data;
