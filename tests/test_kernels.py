@@ -60,6 +60,20 @@ def _assert_identical(a, b):
         assert (grads_a[k] is None and grads_b[k] is None) or np.array_equal(grads_a[k], grads_b[k])
 
 
+def _compare_on_1_2_3_threads(case, set_threads):
+    """`case` in float64 and float32 against the reference on 1, 2 and 3 threads, whose
+    results must be bitwise the same."""
+    for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
+        typed = case.astype(dtype)
+        expected = typed.astype(np.float64).run(reference)
+        results = []
+        for n in (1, 2, 3):
+            set_threads(n)
+            results.append(_compare(typed, tol, expected))
+        _assert_identical(results[0], results[1])
+        _assert_identical(results[0], results[2])
+
+
 GRID = list(itertools.product([1, 2, 7, 33], [1, 3, 16], [1, 5, 17], [1, 4, 20, 33, 64]))
 
 
@@ -147,15 +161,7 @@ def test_simple_rnn_backward_in_chunks_of_steps_matches_reference(cell, threads)
     ]:
         case = make_case(cell, 20, 64, 7, 300, seed=3, lengths=lengths, reverse=reverse,
                          batch_first=batch_first, recurrent_mask=mask)  # fmt: skip
-        for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
-            typed = case.astype(dtype)
-            expected = typed.astype(np.float64).run(reference)
-            results = []
-            for n in (1, 2, 3):
-                threads(n)
-                results.append(_compare(typed, tol, expected))
-            _assert_identical(results[0], results[1])
-            _assert_identical(results[0], results[2])
+        _compare_on_1_2_3_threads(case, threads)
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
@@ -165,15 +171,7 @@ def test_weight_gradients_packed_or_in_place_match_reference(cell, threads):
     # columns (I = 130, H = 260) that end in a partial panel; fewer rows read them in place.
     # Both add the same terms in the same order.
     case = make_case(cell, 50, 3, 130, 260, seed=13, reverse=True)
-    for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
-        typed = case.astype(dtype)
-        expected = typed.astype(np.float64).run(reference)
-        results = []
-        for n in (1, 2, 3):
-            threads(n)
-            results.append(_compare(typed, tol, expected))
-        _assert_identical(results[0], results[1])
-        _assert_identical(results[0], results[2])
+    _compare_on_1_2_3_threads(case, threads)
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
@@ -281,15 +279,7 @@ def test_batch_rows_split_over_threads_match_reference(cell, H, threads):
     ]:
         case = make_case(cell, 6, 29, 5, H, seed=H, lengths=lengths, reverse=reverse,
                          batch_first=batch_first, recurrent_mask=mask)  # fmt: skip
-        for dtype, tol in [(np.float64, F64_TOL), (np.float32, F32_TOL)]:
-            typed = case.astype(dtype)
-            expected = typed.astype(np.float64).run(reference)
-            results = []
-            for n in (1, 2, 3):
-                threads(n)
-                results.append(_compare(typed, tol, expected))
-            _assert_identical(results[0], results[1])
-            _assert_identical(results[0], results[2])
+        _compare_on_1_2_3_threads(case, threads)
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)

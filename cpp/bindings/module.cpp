@@ -190,7 +190,7 @@ py::array_t<T> workspace_array(int64_t n) {
     void* data;
     size_t bytes;
   };
-  size_t bytes = std::max<size_t>(1, static_cast<size_t>(n) * sizeof(T));
+  size_t bytes = static_cast<size_t>(n) * sizeof(T);  // at least kMinBytes
   void* data = kept_workspaces().take(bytes);
   auto block = std::make_unique<Block>(Block{data, bytes});
   py::capsule owner(block.get(), [](void* b) {
