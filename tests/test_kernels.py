@@ -166,10 +166,10 @@ def test_simple_rnn_backward_in_chunks_of_steps_matches_reference(cell, threads)
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_weight_gradients_packed_or_in_place_match_reference(cell, threads):
-    # A thread with 256 or more rows of dW (here each of 1, 2 and 3 for LSTM and GRU; one
-    # for SimpleRNN) packs its operands in chunks of 128 of the T*B = 150 rows, with
-    # columns (I = 130, H = 260) that end in a partial panel; fewer rows read them in place.
-    # Both add the same terms in the same order.
+    # A thread with 256 or more rows of dW_hh (here each of 1, 2 and 3 for LSTM and GRU; one
+    # for SimpleRNN) packs its operands in chunks of 128 of the T*B = 150 rows, with H = 260
+    # columns that end in a partial panel; dW_ih (I = 130 columns over 150 rows) and fewer
+    # rows read them in place. Both add the same terms in the same order.
     case = make_case(cell, 50, 3, 130, 260, seed=13, reverse=True)
     _compare_on_1_2_3_threads(case, threads)
 

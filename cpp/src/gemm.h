@@ -325,11 +325,14 @@ void gemm_tn_packed(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> 
 // element adds its k terms in order (each k chunk resumes from the partial sums in C), so
 // the two paths agree bit for bit. Packing pays where each packed D element feeds enough
 // FMAs (N) and the rows are many (measured here: 1024 x 512 39 -> 32 ms, 512 x 256 9.9 ->
-// 9.0; 128 x 128 1.05 -> 1.2 and the tiny shape lose).
+// 9.0; 128 x 128 1.05 -> 1.2 and the tiny shape lose). At N = 128 it pays only over long
+// sums: 512 x 128 (one thread, rows 1024 apart) in place took 58-62 us at K = 100 (packed
+// 69-70), 263-267 at K = 400 (285-291) and 1.07 ms at K = 1600 (1.17), but 5.4 ms at
+// K = 6400 (5.1-5.3).
 template <typename T>
 void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows<const T> E, T* C,
              int64_t ldc, bool accumulate) {
-  if (m1 - m0 >= 256 && N >= 128)
+  if (m1 - m0 >= 256 && (N >= 256 || (N >= 128 && K >= 4096)))
     gemm_tn_packed(m0, m1, N, K, D, E, C, ldc, accumulate);
   else
     gemm_tn_in_place(m0, m1, N, K, D, E, C, ldc, accumulate);
