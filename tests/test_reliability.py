@@ -462,3 +462,43 @@ def test_denormals_are_flushed_in_kernels_and_the_callers_mode_restored(dtype, t
     s = rnncore.Stream("rnn", w_ih, w_hh, nonlinearity="relu", batch_size=64)
     assert not s.step(x[0]).any()
     assert dtype(tiny) * dtype(8) == 2 * np.finfo(dtype).tiny  # the caller's mode is intact
+
+
+_MEMORY_LIMIT_SCRIPT = textwrap.dedent(
+    """
+    import warnings
+    import numpy as np
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import rnncore
+    print(len(caught), rnncore._validate.memory_limit())
+    w_ih, w_hh = np.zeros((80, 8), np.float32), np.zeros((80, 20), np.float32)
+    rnncore.lstm(np.zeros((5, 2, 8), np.float32), w_ih, w_hh)  # ~10 KiB: fits
+    try:
+        rnncore.lstm(np.zeros((500, 64, 8), np.float32), w_ih, w_hh)  # ~10 MiB
+    except MemoryError as e:
+        print("MemoryError:", e)
+    """
+)
+
+
+def _run_with_memory_limit(value: str) -> list[str]:
+    env = {**os.environ, "RNNCORE_MEMORY_LIMIT": value}
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_LIMIT_SCRIPT], capture_output=True,
+                          text=True, env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_memory_limit_from_the_environment_refuses_larger_calls():
+    warned, limit = _run_with_memory_limit("1000000")[0].split()
+    assert (warned, limit) == ("0", "1000000")
+    refused = _run_with_memory_limit("1000000")[1]
+    assert refused.startswith("MemoryError: lstm: needs about") and "T=500, B=64" in refused
+
+
+def test_memory_limit_that_is_not_a_byte_count_warns_and_uses_physical_memory():
+    lines = _run_with_memory_limit("lots")
+    warned, limit = lines[0].split()
+    assert warned == "1" and int(limit) > 1 << 20
+    assert len(lines) == 1  # the larger call ran
