@@ -167,6 +167,21 @@ def test_bench_measures_training_peak_memory_in_a_child_process():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_bench_memory_reading_is_the_median_of_its_processes(monkeypatch):
+    from rnncore import bench
+
+    outputs = iter(["5.0", "1.0", "3.0", "2.0", None])
+
+    def child(*args, **kwargs):
+        out = next(outputs)
+        return subprocess.CompletedProcess(args, 1 if out is None else 0, out or "", "")
+
+    monkeypatch.setattr(bench.subprocess, "run", child)
+    assert bench.peak_memory_mb("torch", "lstm", (1, 2, 3, 4), 1, samples=3) == 3.0
+    assert bench.peak_memory_mb("torch", "lstm", (1, 2, 3, 4), 1, samples=2) is None  # one failed
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
 def test_bench_memory_counts_the_gradients_torch_keeps():
     from rnncore import bench
 
