@@ -114,6 +114,8 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     from rnncore.cli import main
 
     monkeypatch.setattr(bench, "SHAPES", {"tiny": bench.SHAPES["tiny"]})
+    probes = iter([100.0, 400.0])  # a slow phase at the start: the later probe counts
+    monkeypatch.setattr(bench.rnncore._core, "fma_peak_gflops", lambda threads: next(probes))
     out_json = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--threads", "1", "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
@@ -124,7 +126,8 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
         (c, "tiny", m) for c in ("rnn", "lstm", "gru") for m in ("inference", "training")
     } | {(c, "step", "inference") for c in ("rnn", "lstm", "gru")}
     assert all(r["rnncore"] > 0 and r["gflops"] > 0 and r["pct_peak"] > 0 for r in rows)
-    assert result["fma_peak_gflops"] > 0 and "measured FMA peak" in printed
+    assert result["fma_peak_gflops"] == 400.0 and "measured FMA peak: 400" in printed
+    assert all(r["pct_peak"] == pytest.approx(100.0 * r["gflops"] / 400.0) for r in rows)
     if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":  # every peer is measured, none skipped
         assert {"torch", "onnxruntime"} <= set(rows[0]["peers"]) | set(rows[-1]["peers"])
         assert all("onnxruntime" in r["peers"] for r in rows if r["mode"] == "inference")
