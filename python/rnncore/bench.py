@@ -218,8 +218,11 @@ def _keras_jax(layer, mode, xb, dyb):
 # Peak memory of one training forward + backward, measured in a fresh process per library
 # so that neither sees the other's allocations or caches: the rise of resident memory above
 # what the inputs and weights already occupy (Linux: the high-water mark is reset through
-# /proc/self/clear_refs after a warm-up call). Large buffers are mmapped (fixed threshold) so
-# freed memory leaves the resident set instead of hiding in malloc's heap.
+# /proc/self/clear_refs after a warm-up call). Every block of 16 KiB or more is mmapped and
+# the heap is trimmed on every free, so a block counts when touched and stops counting when
+# freed. With blocks up to 128 KiB left in malloc's heap, pages the warm-up step had freed
+# stayed resident and counted in the base: torch's per-step 64 KiB tensors of SimpleRNN
+# B=64 H=256 then read 11.8 to 23.7 MiB between processes, 19.3 every time here.
 _MEMORY_SCRIPT = """
 import json, sys
 import numpy as np
@@ -268,7 +271,7 @@ def peak_memory_mb(lib: str, cell: str, shape, threads: int, samples: int = 1) -
     cannot be measured (no /proc, or a child failed)."""
     if not os.path.exists("/proc/self/clear_refs"):
         return None
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "16384", "MALLOC_TRIM_THRESHOLD_": "0"}
     args = json.dumps([lib, cell, *shape, threads])
     readings = []
     for _ in range(samples):
@@ -280,9 +283,8 @@ def peak_memory_mb(lib: str, cell: str, shape, threads: int, samples: int = 1) -
     return statistics.median(readings)
 
 
-# Processes per memory reading. Torch's reading of one case varies between processes (RNN
-# B=64 T=100 I=128 H=256: 12.3, 21.1, 22.9 and 28.0 MiB), ours by 1%; the median of three
-# keeps one odd process from deciding a row.
+# Processes per memory reading: readings of 1 MiB or more agree to 2% between processes;
+# the median of three keeps one odd process from deciding a row.
 MEMORY_SAMPLES = 3
 
 
