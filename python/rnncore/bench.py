@@ -283,8 +283,9 @@ def peak_memory_mb(lib: str, cell: str, shape, threads: int, samples: int = 1) -
     return statistics.median(readings)
 
 
-# Processes per memory reading: readings of 1 MiB or more agree to 2% between processes;
-# the median of three keeps one odd process from deciding a row.
+# Processes per memory reading. Readings of 5 MiB or more agree within 2% between processes,
+# smaller ones less closely (torch's LSTM tiny: 1.75 to 1.96 MiB); the median of three keeps
+# one odd process from deciding a row.
 MEMORY_SAMPLES = 3
 
 
