@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "rnncore/block_slots.h"
 #include "rnncore/layer.h"
 
 namespace py = pybind11;
@@ -103,23 +104,12 @@ class KeptWorkspaces {
   static constexpr size_t kHuge = size_t(2) << 20;       // a huge page: blocks are whole ones
   static constexpr size_t kMinBytes = size_t(16) << 20;  // smaller workspaces are not kept
 
-  // A block of at least `bytes` (updated to its size): a kept one that fits without wasting
-  // more than half of it, else a fresh one.
+  // A block of at least `bytes` (updated to its size): a kept one, else a fresh one.
   void* take(size_t& bytes) {
     bytes = (bytes + kHuge - 1) / kHuge * kHuge;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      Slot* best = nullptr;
-      for (Slot& s : slots_)
-        if (s.block && s.bytes >= bytes && bytes >= s.bytes / 2 && (!best || s.bytes < best->bytes))
-          best = &s;
-      if (best) {
-        void* p = best->block;
-        bytes = best->bytes;
-        kept_ -= bytes;
-        *best = Slot{};
-        return p;
-      }
+      if (void* p = slots_.take(bytes)) return p;
     }
     void* p = std::aligned_alloc(kHuge, bytes);
     if (!p) throw std::bad_alloc();
@@ -128,50 +118,19 @@ class KeptWorkspaces {
 #endif
     return p;
   }
-
-  // Keeps a released block in a free slot, else in place of the smallest kept one when that
-  // is smaller, within kMaxBytes in all; frees what is not kept.
   void give(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    Slot* target = &slots_[0];
-    for (Slot& s : slots_) {
-      if (!s.block) {
-        target = &s;
-        break;
-      }
-      if (s.bytes < target->bytes) target = &s;
-    }
-    const bool keep =
-        !(target->block && target->bytes >= bytes) && kept_ - target->bytes + bytes <= kMaxBytes;
-    if (!keep) {
-      std::free(p);
-      return;
-    }
-    std::free(target->block);
-    kept_ += bytes - target->bytes;
-    *target = Slot{p, bytes};
+    slots_.give(p, bytes);
   }
-
   // Frees every kept block; returns their bytes.
   size_t release() {
     std::lock_guard<std::mutex> lock(mutex_);
-    const size_t freed = kept_;
-    for (Slot& s : slots_) {
-      std::free(s.block);
-      s = Slot{};
-    }
-    kept_ = 0;
-    return freed;
+    return slots_.release();
   }
 
  private:
-  struct Slot {
-    void* block = nullptr;
-    size_t bytes = 0;
-  };
-  std::mutex mutex_;
-  Slot slots_[kSlots];
-  size_t kept_ = 0;
+  std::mutex mutex_;  // NumPy's array owners give blocks back from any thread
+  rnncore::BlockSlots slots_{kSlots, kMaxBytes};
 };
 
 KeptWorkspaces& kept_workspaces() {

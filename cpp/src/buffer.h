@@ -8,6 +8,7 @@
 #include <new>
 
 #include "kernel_ns.h"
+#include "rnncore/block_slots.h"
 
 namespace rnncore {
 namespace RNNCORE_KERNEL_NS {
@@ -17,65 +18,18 @@ namespace RNNCORE_KERNEL_NS {
 // on every call (keeping the then whole-sequence gate slab took a large LSTM forward from 97
 // to 73 ms here; keeping the packed weights took a batch-1 LSTM call of one step from ~190 to
 // ~40 us).
-class BlockCache {
- public:
-  static constexpr size_t kMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
+constexpr size_t kKeptMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
+
+inline BlockSlots& thread_kept_blocks() {
   // A gate ring, packed W_ih and W_hh, and gemm_tn's packing scratch per calling thread.
-  static constexpr int kSlots = 6;
-  BlockCache() = default;
-  BlockCache(const BlockCache&) = delete;
-  BlockCache& operator=(const BlockCache&) = delete;
-  ~BlockCache() {
-    for (Slot& s : slots_) std::free(s.block);
-  }
-  // The smallest kept block that fits `bytes` without wasting more than half of it (its size
-  // goes to `bytes`), else nullptr.
-  void* take(size_t& bytes) {
-    Slot* best = nullptr;
-    for (Slot& s : slots_)
-      if (s.block && s.size >= bytes && bytes >= s.size / 2 && (!best || s.size < best->size))
-        best = &s;
-    if (!best) return nullptr;
-    void* p = best->block;
-    bytes = best->size;
-    *best = Slot{};
-    return p;
-  }
-  // Keeps the returned block in a free slot, or in place of the smallest kept block if it is
-  // larger; frees whichever is not kept.
-  void give(void* p, size_t bytes) {
-    Slot* target = &slots_[0];
-    for (Slot& s : slots_) {
-      if (!s.block) {
-        target = &s;
-        break;
-      }
-      if (s.size < target->size) target = &s;
-    }
-    if (target->block && target->size >= bytes) {
-      std::free(p);
-      return;
-    }
-    std::free(target->block);
-    *target = Slot{p, bytes};
-  }
-
- private:
-  struct Slot {
-    void* block = nullptr;
-    size_t size = 0;
-  };
-  Slot slots_[kSlots];
-};
-
-inline BlockCache& thread_block_cache() {
-  thread_local BlockCache cache;
-  return cache;
+  constexpr int kSlots = 6;
+  thread_local BlockSlots kept(kSlots, SIZE_MAX);
+  return kept;
 }
 
 enum class Alloc {
   kZeroed,  // fresh and zero-filled
-  kReused,  // through the thread's BlockCache when large; contents undefined (the caller
+  kReused,  // through the thread's kept blocks when large; contents undefined (the caller
             // writes every element it reads). Inference's gate ring and packed weights:
             // training's activation-sized buffers stay fresh, so they never linger.
 };
@@ -87,8 +41,8 @@ class Buffer {
   explicit Buffer(int64_t n = 0, Alloc alloc = Alloc::kZeroed) {
     if (n <= 0) return;
     bytes_ = (static_cast<size_t>(n) * sizeof(T) + 63) / 64 * 64;
-    cached_ = alloc == Alloc::kReused && bytes_ >= BlockCache::kMinBytes;
-    void* p = cached_ ? thread_block_cache().take(bytes_) : nullptr;
+    cached_ = alloc == Alloc::kReused && bytes_ >= kKeptMinBytes;
+    void* p = cached_ ? thread_kept_blocks().take(bytes_) : nullptr;
     if (!p) p = std::aligned_alloc(64, bytes_);
     if (!p) throw std::bad_alloc();
     data_ = static_cast<T*>(p);
@@ -96,7 +50,7 @@ class Buffer {
   }
   ~Buffer() {
     if (cached_)
-      thread_block_cache().give(data_, bytes_);
+      thread_kept_blocks().give(data_, bytes_);
     else
       std::free(data_);
   }
