@@ -502,3 +502,32 @@ def test_memory_limit_that_is_not_a_byte_count_warns_and_uses_physical_memory():
     warned, limit = lines[0].split()
     assert warned == "1" and int(limit) > 1 << 20
     assert len(lines) == 1  # the larger call ran
+
+
+_UNEVEN_UNITS_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import rnncore
+    rng = np.random.default_rng(0)
+    B, I, H = 16, 64, 24  # on two threads, units split [0, 0) and [0, 24)
+    x = rng.standard_normal((5, B, I), dtype=np.float32)
+    for cell, G in [("rnn", 1), ("lstm", 4), ("gru", 3)]:
+        w_ih = rng.uniform(-0.2, 0.2, (G * H, I)).astype(np.float32)
+        w_hh = rng.uniform(-0.2, 0.2, (G * H, H)).astype(np.float32)
+        outs = []
+        for n in (1, 2):
+            rnncore.set_num_threads(n)
+            outs.append(getattr(rnncore, cell)(x, w_ih, w_hh)[0])
+        assert np.array_equal(outs[0], outs[1]), cell
+    print("ok")
+    """
+)
+
+
+def test_inference_whose_units_split_unevenly_over_threads_finishes():
+    # One thread owning every unit once took the rows-in-lanes path and left its team, and
+    # the other waited for it at the first step barrier forever. A child process, so that a
+    # regression fails here instead of hanging the run.
+    proc = subprocess.run([sys.executable, "-c", _UNEVEN_UNITS_SCRIPT], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -345,7 +345,10 @@ bool rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, const Part& p) {
   // The transposed GEMMs broadcast from W_hh's rows: fine for a few hundred gate rows.
   constexpr int64_t kMaxH = 4 * W;
   const int64_t H = g.d.H, rows = p.b1 - p.b0;
-  const bool plain = !a.workspace && !a.lengths && !a.h_mask && p.j0 == 0 && p.j1 == H;
+  // Only a thread that meets no other at a step barrier (p.sync == 1) may leave the step
+  // loop for this one. With units split, a thread can own all of them (H = 24 on two
+  // threads: [0, 0) and [0, 24)); had it left, the other would wait for it at every step.
+  const bool plain = !a.workspace && !a.lengths && !a.h_mask && p.sync == 1;
   return plain && H > 0 && H <= kMaxH && rows >= W && lane_use(rows, W) > lane_use(H, W);
 }
 
