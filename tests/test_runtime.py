@@ -108,6 +108,22 @@ def test_forced_instruction_set_is_used_or_refused_clearly():
     assert "RNNCORE_ISA" in bad.stderr and "sse9" in bad.stderr
 
 
+def test_supported_instruction_sets_are_the_ones_that_import():
+    """supported_isas() is how tests and users ask what this CPU runs: each one listed
+    imports and is used; each one not listed is refused at import."""
+    from rnncore import _core
+
+    supported = _core.supported_isas()
+    assert supported[0] == _core.build_info()["isa"]  # the dispatcher picks the best
+    assert supported[-1] == "generic"
+    for isa in ("avx512", "avx2", "generic"):
+        out = _python_with_isa(isa, "import rnncore._core as c; print(c.build_info()['isa'])")
+        if isa in supported:
+            assert out.returncode == 0 and out.stdout.strip() == isa, out.stderr
+        else:
+            assert out.returncode != 0 and f"RNNCORE_ISA={isa}" in out.stderr
+
+
 def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, threads):
     """Smoke test of `rnncore bench` on the tiny shape only (no timing assertions)."""
     import json

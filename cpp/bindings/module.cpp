@@ -3,6 +3,7 @@
 // allocates NumPy outputs and calls the kernels with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -411,6 +412,16 @@ PYBIND11_MODULE(_core, m) {
   bind_stream<float>(m, "Stream32");
   bind_stream<double>(m, "Stream64");
   m.def("build_info", &build_info);
+  m.def(
+      "supported_isas",
+      [] {
+        std::vector<std::string> names;  // best first, as the dispatcher prefers them
+        for (auto isa : {rnncore::Isa::Avx512, rnncore::Isa::Avx2, rnncore::Isa::Generic})
+          if (rnncore::isa_supported(isa)) names.emplace_back(rnncore::isa_name(isa));
+        return names;
+      },
+      "The instruction-set paths this build and CPU can run (names RNNCORE_ISA accepts), best "
+      "first.");
   m.def(
       "release_workspaces", [] { return kept_workspaces().release(); },
       "Frees the blocks that released training workspaces left for later forwards; returns "

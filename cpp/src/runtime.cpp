@@ -68,6 +68,10 @@ Isa active_isa() {
   return selected();
 }
 
+bool isa_supported(Isa isa) {
+  return cpu_has(isa);
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return "avx512";

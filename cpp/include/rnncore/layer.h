@@ -110,6 +110,8 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
 // RNNCORE_ISA environment variable (avx512 | avx2 | generic) names. Chosen once.
 enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
 Isa active_isa();  // throws std::invalid_argument for a bad or unsupported RNNCORE_ISA
+// Whether this build has kernels for `isa` and this CPU can run them (RNNCORE_ISA may name it).
+bool isa_supported(Isa isa);
 const char* isa_name(Isa isa);
 
 // Float32 multiply-add peak of this machine with the active instruction set, measured now on
