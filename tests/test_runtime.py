@@ -55,7 +55,7 @@ def _cli(*args):
 def test_cli_info():
     out = _cli("info")
     assert out.returncode == 0, out.stderr
-    for word in ["rnncore", "compiler", "openmp", "threads", "isa"]:
+    for word in ["rnncore", "compiler", "threading", "threads", "isa"]:
         assert word in out.stdout
 
 
@@ -132,6 +132,7 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     from rnncore.cli import main
 
     monkeypatch.setattr(bench, "SHAPES", {"tiny": bench.SHAPES["tiny"]})
+    monkeypatch.setattr(bench, "RAGGED_SHAPE", bench.SHAPES["tiny"])
     probes = iter([100.0, 400.0])  # a slow phase at the start: the later probe counts
     monkeypatch.setattr(bench.rnncore._core, "fma_peak_gflops", lambda threads: next(probes))
     out_json = tmp_path / "bench.json"
@@ -142,16 +143,60 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     rows = result["rows"]
     assert {(r["cell"], r["shape"], r["mode"]) for r in rows} == {
         (c, "tiny", m) for c in ("rnn", "lstm", "gru") for m in ("inference", "training")
-    } | {(c, "step", "inference") for c in ("rnn", "lstm", "gru")}
+    } | {(c, "step", "inference") for c in ("rnn", "lstm", "gru")} | {
+        ("lstm", "ragged", m) for m in ("inference", "training")
+    }
     assert all(r["rnncore"] > 0 and r["gflops"] > 0 and r["pct_peak"] > 0 for r in rows)
     assert result["fma_peak_gflops"] == 400.0 and "measured FMA peak: 400" in printed
+    ragged = [r for r in rows if r["shape"] == "ragged"]
+    assert all(0.3 < r["real_steps"] < 0.7 and r["vs_full"] > 0 for r in ragged)
+    assert "of the steps real" in printed
     assert all(r["pct_peak"] == pytest.approx(100.0 * r["gflops"] / 400.0) for r in rows)
     if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":  # every peer is measured, none skipped
         assert {"torch", "onnxruntime"} <= set(rows[0]["peers"]) | set(rows[-1]["peers"])
         assert all("onnxruntime" in r["peers"] for r in rows if r["mode"] == "inference")
-        # Keras (on JAX or torch when TensorFlow is absent) times every layer case
-        assert all("keras" in r["peers"] for r in rows if r["shape"] != "step")
+        # Keras (on JAX or torch when TensorFlow is absent) times every layer case of full
+        # length (the ragged case compares with torch's PackedSequence and ORT's lengths)
+        assert all("keras" in r["peers"] for r in rows if r["shape"] not in ("step", "ragged"))
+        assert all({"torch", "onnxruntime"} <= set(r["peers"]) for r in ragged[:1])
         assert any(p.startswith("keras ") for p in result["peers"])
+
+
+def test_bench_contended_times_every_configuration_quiet_and_busy(monkeypatch, capsys, tmp_path):
+    """Smoke test of `rnncore bench --contended` on tiny shapes (no timing assertions): every
+    configuration is timed in both conditions, the busy process is gone afterwards, and each
+    bound of the issue is reported with its measured ratio."""
+    import json
+
+    from rnncore import bench_contended
+    from rnncore.cli import main
+
+    monkeypatch.setattr(bench_contended, "FIT_SHAPE", (64, 5, 1))
+    monkeypatch.setattr(bench_contended, "LSTM_SHAPE", (4, 5, 3, 8))
+    started = []
+    real_enter = bench_contended.BusyProcess.__enter__
+
+    def enter(self):
+        started.append(real_enter(self))
+        return started[-1]
+
+    monkeypatch.setattr(bench_contended.BusyProcess, "__enter__", enter)
+    before = rnncore.get_num_threads()
+    out_json = tmp_path / "contended.json"
+    assert main(["bench", "--contended", "--quick", "--json", str(out_json)]) == 0
+    assert rnncore.get_num_threads() == before
+    assert len(started) == 1 and started[0].proc.poll() is not None  # the spinner was killed
+    result = json.loads(out_json.read_text())
+    cpus = result["cpus"]
+    counts = sorted({1, cpus, 4 * cpus})
+    want = {f"rnncore {c} {n}" for c in ("fit", "lstm") for n in counts}
+    if os.environ.get("RNNCORE_REQUIRE_PEERS") == "1":
+        want |= {f"torch lstm {n}" for n in counts if n <= cpus}
+    assert want <= set(result["quiet"]) and set(result["quiet"]) == set(result["busy"])
+    assert all(v > 0 for v in list(result["quiet"].values()) + list(result["busy"].values()))
+    printed = capsys.readouterr().out
+    assert "busy core" in printed and "bound 1.25" in printed
+    assert len(result["checks"]) == (5 if f"torch lstm {cpus}" in result["busy"] else 4)
 
 
 def test_bench_interleaves_the_libraries_it_times(monkeypatch):

@@ -365,7 +365,7 @@ py::dict build_info() {
 #else
   info["compiler"] = "unknown";
 #endif
-  info["openmp"] = rnncore::openmp_enabled();
+  info["threading"] = std::string("rnncore pool (fork-safe, sleeps when idle)");
   info["isa"] = rnncore::isa_name(rnncore::active_isa());
 #ifdef RNNCORE_SANITIZERS
   info["sanitizers"] = std::string(RNNCORE_SANITIZERS);
@@ -412,6 +412,10 @@ PYBIND11_MODULE(_core, m) {
   bind_stream<float>(m, "Stream32");
   bind_stream<double>(m, "Stream64");
   m.def("build_info", &build_info);
+  m.def("usable_cpus", &rnncore::usable_cpus,
+        "CPUs this process may run on: no kernel call uses more threads.");
+  m.def("pool_workers", &rnncore::pool_workers,
+        "Worker threads the calling thread's kernel pool has started.");
   m.def(
       "supported_isas",
       [] {

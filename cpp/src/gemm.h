@@ -240,9 +240,9 @@ void gemm_nn(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const AM
 // gemm_tn (below) on the operands in place, each tile reading its six D elements per k from
 // D's rows. Blocked: rows of C in blocks that stay in L2 while k goes by in chunks of kChunkK
 // rows; the chunk's row addresses are computed once, not in the inner loop.
-template <typename T>
-void gemm_tn_in_place(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D,
-                      Rows<const T> E, T* C, int64_t ldc, bool accumulate) {
+template <typename T, typename DRows, typename ERows>
+void gemm_tn_in_place(int64_t m0, int64_t m1, int64_t N, int64_t K, const DRows& D, const ERows& E,
+                      T* C, int64_t ldc, bool accumulate) {
   const int64_t block = std::max<int64_t>(
       kTileRows, kL2Block / std::max<int64_t>(1, N * sizeof(T)) / kTileRows * kTileRows);
   const T* drow[kChunkK];  // D(k) and E(k) for the k of this chunk
@@ -275,8 +275,8 @@ void gemm_tn_in_place(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T
 constexpr int64_t kPackK = 128;
 constexpr int64_t kPackM = 16 * kTileRows;
 
-template <typename T>
-void gemm_tn_packed(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows<const T> E,
+template <typename T, typename DRows, typename ERows>
+void gemm_tn_packed(int64_t m0, int64_t m1, int64_t N, int64_t K, const DRows& D, const ERows& E,
                     T* C, int64_t ldc, bool accumulate) {
   constexpr int64_t NR = PanelB<T>::kCols;
   const int64_t nc =
@@ -321,7 +321,8 @@ void gemm_tn_packed(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> 
 }
 
 // C[m, n] (= or +=) sum_k D[k, m] * E[k, n] for m in [m0, m1), n in [0, N): the weight
-// gradient shape (Dᵀ·E over all T·B rows). C is row-major with leading dimension ldc. Every
+// gradient shape (Dᵀ·E over T·B rows). D(k) and E(k) point at row k (a Rows, or any
+// callable: rows gathered through a table). C is row-major with leading dimension ldc. Every
 // element adds its k terms in order (each k chunk resumes from the partial sums in C), so
 // the two paths agree bit for bit. Packing pays where each packed D element feeds enough
 // FMAs (N) and the rows are many (measured here: 1024 x 512 39 -> 32 ms, 512 x 256 9.9 ->
@@ -329,13 +330,13 @@ void gemm_tn_packed(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> 
 // sums: 512 x 128 (one thread, rows 1024 apart) in place took 58-62 us at K = 100 (packed
 // 69-70), 263-267 at K = 400 (285-291) and 1.07 ms at K = 1600 (1.17), but 5.4 ms at
 // K = 6400 (5.1-5.3).
-template <typename T>
-void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, Rows<const T> D, Rows<const T> E, T* C,
+template <typename T, typename DRows, typename ERows>
+void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, const DRows& D, const ERows& E, T* C,
              int64_t ldc, bool accumulate) {
   if (m1 - m0 >= 256 && (N >= 256 || (N >= 128 && K >= 4096)))
-    gemm_tn_packed(m0, m1, N, K, D, E, C, ldc, accumulate);
+    gemm_tn_packed<T>(m0, m1, N, K, D, E, C, ldc, accumulate);
   else
-    gemm_tn_in_place(m0, m1, N, K, D, E, C, ldc, accumulate);
+    gemm_tn_in_place<T>(m0, m1, N, K, D, E, C, ldc, accumulate);
 }
 
 }  // namespace RNNCORE_KERNEL_NS

@@ -90,12 +90,46 @@ Part loop_part(const Geometry& g, int tid, int nth, bool backward) {
   return {0, g.d.B, j0, j1, nth};
 }
 
-// Threads for a time loop of `step_flops` per step: split by rows (which already requires
-// full register tiles for every thread), the team is worth forking for the whole sequence,
-// not per step.
+// A thread's rows [b0, b1) in order of decreasing length (a stable counting sort): the rows
+// still running at loop step s are the first count(s), so each step's recurrent GEMMs run
+// over real rows only, as packed sequences do, and padded steps cost nothing there. Rows
+// never mix in a GEMM, so the results are the bits of a loop over every row.
+class ActiveRows {
+ public:
+  ActiveRows(const Geometry& g, const Part& p)
+      : order_(p.b1 - p.b0), running_(g.steps + 1), by_length_(g.d.T + 2) {
+    const int64_t n = p.b1 - p.b0;
+    int64_t* at = by_length_.data();  // [T+2] rows longer than each length, then positions
+    for (int64_t b = p.b0; b < p.b1; ++b) ++at[g.d.T - g.length(b) + 1];
+    for (int64_t L = 1; L <= g.d.T + 1; ++L) at[L] += at[L - 1];
+    for (int64_t b = p.b0; b < p.b1; ++b) order_.data()[at[g.d.T - g.length(b)]++] = b;
+    for (int64_t s = 0, m = n; s <= g.steps; ++s) {  // rows with length > s
+      while (m > 0 && g.length(order_.data()[m - 1]) <= s) --m;
+      running_.data()[s] = m;
+    }
+  }
+  int64_t count(int64_t s) const { return running_.data()[s]; }
+  // Row m of the order as a row of a [B, ld] matrix at base (a GEMM's A or C).
+  template <typename P>
+  auto rows(P* base, int64_t ld) const {
+    const int64_t* order = order_.data();
+    return [base, ld, order](int64_t m) { return base + order[m] * ld; };
+  }
+
+ private:
+  Buffer<int64_t> order_;      // [b1 - b0] row indices, longest first
+  Buffer<int64_t> running_;    // [steps + 1] rows still running at each loop step
+  Buffer<int64_t> by_length_;  // [T + 2] counting-sort scratch
+};
+
+// Threads for a time loop of `step_flops` per step (threads_for's rule): split by rows
+// (which already requires full register tiles for every thread), the team meets no barrier
+// per step, so only the whole call's work bounds it.
 inline int loop_threads(const Geometry& g, double step_flops, size_t elem_bytes, bool backward) {
-  const int nth = rnncore::get_num_threads();
-  return split_by_rows(g, nth, elem_bytes, backward) ? nth : threads_for(step_flops);
+  const int most = std::min(rnncore::get_num_threads(), usable_cpus());
+  const double call_flops = step_flops * static_cast<double>(g.steps);
+  return split_by_rows(g, most, elem_bytes, backward) ? threads_for(call_flops)
+                                                      : threads_for(call_flops, step_flops);
 }
 
 // The training workspace, carved out of one slab.
@@ -289,7 +323,7 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
 template <typename T>
 void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
                   ForwardState<T>& st, const GateRows<T>& gates, const StepWeights<T>& w_hh,
-                  int64_t s, const Part& p) {
+                  int64_t s, const Part& p, const ActiveRows& act) {
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const T* hp = st.h2.data() + (s & 1) * B * H;  // [B, H]
@@ -297,9 +331,11 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
   // [B, H] what W_hh multiplies: h_prev, or h_prev * h_mask under recurrent dropout
   const T* hg = a.h_mask ? st.hm2.data() + (s & 1) * B * H : hp;
   const bool rb = g.cell == Cell::GruResetBefore;
-  // Recurrent projection of this thread's units, every gate (r, z only for reset_before).
-  const Rows<T> hh_rows = dense_rows(st.hh.data(), GH);
-  w_hh.multiply(p.b0, p.b1, dense_rows(hg, H), 0, rb ? 2 * H : GH, hh_rows);
+  // Recurrent projection of this thread's units and running rows, every gate (r, z only for
+  // reset_before).
+  const int64_t running = act.count(s);
+  const auto hh_rows = act.rows(st.hh.data(), GH);
+  w_hh.multiply(0, running, act.rows(hg, H), 0, rb ? 2 * H : GH, hh_rows);
   if (rb) {
     for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
@@ -310,7 +346,7 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
       if (ws.extra) copy_n(rh + j0, j1 - j0, ws.extra + (t * B + b) * H + j0);
     }
     team_barrier(p.sync);  // the n-gate GEMM reads every unit of r*h_prev
-    w_hh.multiply(p.b0, p.b1, dense_rows<const T>(st.rh.data(), H), 2 * H, GH, hh_rows);
+    w_hh.multiply(0, running, act.rows<const T>(st.rh.data(), H), 2 * H, GH, hh_rows);
   }
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (g.active(b, s))
@@ -496,13 +532,14 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
       return;
     }
     const StepWeights<T> w_ih(g, a.w_ih, d.I, p), w_hh(g, a.w_hh, H, p);
+    const ActiveRows act(g, p);
     Buffer<const T*> x_at(S * (p.b1 - p.b0));  // projection row tables (see project_steps)
     Buffer<T*> g_at(S * (p.b1 - p.b0));
     for (int64_t s0 = 0; s0 < g.steps; s0 += S) {
       const int64_t s1 = std::min(g.steps, s0 + S);
       project_steps(g, args, gates, w_ih, s0, s1, p, x_at.data(), g_at.data());
       for (int64_t s = s0; s < s1; ++s) {
-        forward_step(g, args, ws, st, gates, w_hh, s, p);
+        forward_step(g, args, ws, st, gates, w_hh, s, p, act);
         team_barrier(p.sync);  // the next step's GEMM reads every unit of h
       }
     }
@@ -575,10 +612,11 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
 // the gradient entering the step.
 template <typename T>
 void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                   BackwardState<T>& st, const PanelB<T>& w_hh, int64_t s, const Part& p, T* dg) {
+                   BackwardState<T>& st, const PanelB<T>& w_hh, int64_t s, const Part& p,
+                   const ActiveRows& act, T* dg) {
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
-  const Rows<T> rec_rows = dense_rows(st.rec.data(), H);
+  const int64_t running = act.count(s);  // the GEMMs below run over these rows only
   for (int64_t b = p.b0; b < p.b1; ++b)
     if (g.active(b, s)) backward_row_phase1(g, a, ws, st, dg, b, s, j0, j1);
   team_barrier(p.sync);  // the GEMMs below read every unit's gate gradients
@@ -586,8 +624,8 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
   if (g.cell == Cell::GruResetBefore) {
     // d(r*h_prev) = dn · W_hn, then dr, then the r and z rows of W_hh.
     const PanelB<T> w_hn{w_hh.data + 2 * H * PanelB<T>::kCols, w_hh.K};  // rows 2H.. of W_hh
-    gemm_nn<T>(p.b0, p.b1, j0, j1, H, Rows<const T>{dg + 2 * H, 1, GH, 0}, w_hn,
-               dense_rows(st.drh.data(), H), false);
+    gemm_nn<T>(0, running, j0, j1, H, act.rows<const T>(dg + 2 * H, GH), w_hn,
+               act.rows(st.drh.data(), H), false);
     for (int64_t b = p.b0; b < p.b1; ++b) {
       if (!g.active(b, s)) continue;
       const int64_t t = g.time(b, s);
@@ -599,7 +637,8 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
     team_barrier(p.sync);
     rec_gates = 2;
   }
-  gemm_nn<T>(p.b0, p.b1, j0, j1, rec_gates * H, dense_rows<const T>(dg, GH), w_hh, rec_rows, false);
+  gemm_nn<T>(0, running, j0, j1, rec_gates * H, act.rows<const T>(dg, GH), w_hh,
+             act.rows(st.rec.data(), H), false);
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (!g.active(b, s)) continue;  // padded: the carried gradient passes through unchanged
     T* dh = st.dh.data() + b * H;
@@ -632,8 +671,8 @@ struct RnnChunk {
 
 template <typename T>
 void rnn_backward_loop(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                       BackwardState<T>& st, const PanelB<T>& w_hh, const Part& p, int tid, int nth,
-                       RnnChunk<T>& chunk) {
+                       BackwardState<T>& st, const PanelB<T>& w_hh, const Part& p,
+                       const ActiveRows& act, int tid, int nth, RnnChunk<T>& chunk) {
   const int64_t B = g.d.B, H = g.d.H, j0 = p.j0, j1 = p.j1;
   // Without a mask or padding, dW_hh reads the states in their slots: loop step s of row b
   // multiplies slot prev_slot(t) = s (reversed: T - s), so a chunk's are [steps, B, H] rows.
@@ -653,7 +692,7 @@ void rnn_backward_loop(const Geometry& g, const BackwardArgs<T>& a, const Worksp
           fill_zero(dg + b * H + j0, j1 - j0);
         }
       }
-      backward_step(g, a, ws, st, w_hh, s, p, dg);
+      backward_step(g, a, ws, st, w_hh, s, p, act, dg);
     }
     team_barrier(nth);  // every row and unit of the chunk
     const Rows<const T> h_rows =
@@ -679,15 +718,38 @@ T* gate_gradients(const Geometry& g, const Workspace<T>& ws) {
   return ws.hslots + (g.d.reverse ? 0 : g.d.B * g.d.H);  // row t*B + b in slot cur_slot(t)
 }
 
-// out[m] = sum over rows r in order of in[r, m], for the columns m in [m0, m1) of in [R, ld].
-template <typename T>
-void column_sums(const T* in, int64_t R, int64_t ld, int64_t m0, int64_t m1, T* out) {
+// out[m] = sum over rows r in order of in(r)[m], for the columns m in [m0, m1) of R rows.
+template <typename T, typename InRows>
+void column_sums(const InRows& in, int64_t R, int64_t m0, int64_t m1, T* out) {
   each_lanes<T>(m0, m1, [&](auto l) {
     Vec<T> sum{};
-    for (int64_t r = 0; r < R; ++r) sum += l.ld(in + r * ld);
+    for (int64_t r = 0; r < R; ++r) sum += l.ld(in(r));
     l.st(out, sum);
   });
 }
+
+// The rows t*B + b of real steps (t < length(b)), in order: the GEMMs and sums after the loop
+// run over these only. A padded row's terms there are exact zeros, so leaving them out keeps
+// every sum's bits: each adds its terms in order starting from +0, so it never holds -0, and
+// x + (+-0) = x for every other x. (Nor can a NaN or Inf in a padded input reach them.)
+class RealRows {
+ public:
+  explicit RealRows(const Geometry& g) : rows_(g.d.T * g.d.B) {
+    for (int64_t t = 0; t < g.d.T; ++t)
+      for (int64_t b = 0; b < g.d.B; ++b)
+        if (t < g.length(b)) rows_.data()[n_++] = t * g.d.B + b;
+  }
+  int64_t size() const { return n_; }
+  // Row m of the real rows, as a row of `rows` (which maps t*B + b to a pointer).
+  template <typename R>
+  auto of(const R& rows) const {
+    return [rows, at = rows_.data()](int64_t m) { return rows(at[m]); };
+  }
+
+ private:
+  Buffer<int64_t> rows_;  // [T*B] real rows first, n_ of them
+  int64_t n_ = 0;
+};
 
 // dW_hh and db_hh rows [m0, m1), after db_ih's (see weight_and_input_gradients). The
 // recurrent projection's gradient is dGx, multiplying h_prev, except in GRU's n gate (rows
@@ -695,63 +757,61 @@ void column_sums(const T* in, int64_t R, int64_t ld, int64_t m0, int64_t m1, T* 
 // multiply r * h_prev, kept in `extra`.
 template <typename T>
 void recurrent_weight_gradients(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
-                                int64_t m0, int64_t m1) {
+                                const RealRows& real, int64_t m0, int64_t m1) {
   const Dims& d = g.d;
-  const int64_t TB = d.T * d.B, GH = g.GH, H = d.H;
+  const int64_t GH = g.GH, H = d.H, R = real.size();
   const T* dgx = gate_gradients(g, ws);
+  const auto dgx_rows = real.of(dense_rows(dgx, GH));
   // State entering step t of row b, aligned with row t*B + b (see Geometry::prev_slot).
-  const Rows<const T> hprev_rows = dense_rows<const T>(ws.hslots + (d.reverse ? d.B * H : 0), H);
+  const auto hprev_rows = real.of(dense_rows<const T>(ws.hslots + (d.reverse ? d.B * H : 0), H));
   const int64_t n_row = g.is_gru() ? 2 * H : GH;  // the first row of GRU's n gate
   if (!g.is_rnn())  // SimpleRNN's dW_hh is made during the loop (rnn_backward_loop)
-    gemm_tn<T>(m0, std::min(m1, n_row), H, TB, dense_rows(dgx, GH), hprev_rows, a.dw_hh, H, false);
+    gemm_tn<T>(m0, std::min(m1, n_row), H, R, dgx_rows, hprev_rows, a.dw_hh, H, false);
   if (a.db_hh && a.db_ih)  // the same sums as db_ih's over these rows, which this thread made
     copy_n(a.db_ih + m0, std::min(m1, n_row) - m0, a.db_hh + m0);
   else if (a.db_hh)
-    column_sums(dgx, TB, GH, m0, std::min(m1, n_row), a.db_hh);
+    column_sums(dgx_rows, R, m0, std::min(m1, n_row), a.db_hh);
   if (m1 <= n_row) return;
   const int64_t q0 = std::max(m0, n_row) - n_row, q1 = m1 - n_row;  // units of the n gate
   const bool rb = g.cell == Cell::GruResetBefore;
   const T* dn = rb ? dgx + n_row : ws.extra;  // [T*B, ld]
-  const int64_t ld = rb ? GH : H;
-  const Rows<const T> in_rows = rb ? dense_rows<const T>(ws.extra, H) : hprev_rows;
-  gemm_tn<T>(q0, q1, H, TB, dense_rows(dn, ld), in_rows, a.dw_hh + n_row * H, H, false);
-  if (a.db_hh) column_sums(dn, TB, ld, q0, q1, a.db_hh + n_row);
+  const auto dn_rows = real.of(dense_rows(dn, rb ? GH : H));
+  T* dw_n = a.dw_hh + n_row * H;
+  if (rb)  // the n rows multiply r * h_prev
+    gemm_tn<T>(q0, q1, H, R, dn_rows, real.of(dense_rows<const T>(ws.extra, H)), dw_n, H, false);
+  else
+    gemm_tn<T>(q0, q1, H, R, dn_rows, hprev_rows, dw_n, H, false);
+  if (a.db_hh) column_sums(dn_rows, R, q0, q1, a.db_hh + n_row);
 }
 
 // dx, dW_ih, dW_hh, db_ih, db_hh from the stored per-step gate gradients: one GEMM each
-// over all T·B rows, split across threads by output rows.
+// over the T·B rows of real steps, split across threads by output rows.
 template <typename T>
 void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a,
                                 const Workspace<T>& ws) {
   const Dims& d = g.d;
   const int64_t TB = d.T * d.B, GH = g.GH;
-  const T* dgx = gate_gradients(g, ws);
-  const Rows<const T> dgx_rows = dense_rows(dgx, GH);
-  // Padded steps' inputs must not reach dW_ih even when they hold NaN or Inf (0 * NaN = NaN):
-  // with padding, dW_ih reads a copy of x whose padded rows are zero.
-  const Rows<const T> x_rows = sequence_rows(a.x, d.T, d.B, d.I, d.batch_first);
-  Buffer<T> x_valid(g.has_padding() ? TB * d.I : 0);  // [T, B, I]
-  for (int64_t b = 0; x_valid.data() && b < d.B; ++b)
-    for (int64_t t = 0; t < g.length(b); ++t)
-      copy_n(x_rows(t * d.B + b), d.I, x_valid.data() + (t * d.B + b) * d.I);
-  const Rows<const T> dw_ih_rows =
-      x_valid.data() ? dense_rows<const T>(x_valid.data(), d.I) : x_rows;
-  const Rows<T> dx_rows = sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first);
+  const RealRows real(g);  // padded rows: dx is zeroed below, dW and db never see them
+  const int64_t R = real.size();
+  const auto dgx_rows = real.of(dense_rows(gate_gradients(g, ws), GH));
+  const auto x_rows = real.of(sequence_rows(a.x, d.T, d.B, d.I, d.batch_first));
+  const auto dx_rows = real.of(sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first));
   Buffer<T> w_ih_p(PanelB<T>::elems(d.I, GH), Alloc::kReused);  // W_ih [G*H, I] in panels
-  run_team(threads_for(2.0 * TB * GH * (2 * d.I + d.H)), [&](int tid, int nth) {
+  run_team(threads_for(2.0 * R * GH * (2 * d.I + d.H)), [&](int tid, int nth) {
     pack_share(d.I, GH, tid, nth, w_ih_p.data(), [&](int64_t c0, int64_t c1, T* out) {
       pack_dense_columns(a.w_ih, d.I, GH, c0, c1, out);
     });
     team_barrier(nth);  // dx's rows meet every panel
-    const auto [r0, r1] = share(TB, tid, nth);
+    const auto [r0, r1] = share(R, tid, nth);
     gemm_nn<T>(r0, r1, 0, d.I, GH, dgx_rows, PanelB<T>{w_ih_p.data(), GH}, dx_rows, false);
     const auto [m0, m1] = share(GH, tid, nth);
-    gemm_tn<T>(m0, m1, d.I, TB, dgx_rows, dw_ih_rows, a.dw_ih, d.I, false);
-    if (a.db_ih) column_sums(dgx, TB, GH, m0, m1, a.db_ih);
-    recurrent_weight_gradients(g, a, ws, m0, m1);
+    gemm_tn<T>(m0, m1, d.I, R, dgx_rows, x_rows, a.dw_ih, d.I, false);
+    if (a.db_ih) column_sums(dgx_rows, R, m0, m1, a.db_ih);
+    recurrent_weight_gradients(g, a, ws, real, m0, m1);
   });
   // Padded steps did no work: their dx is zero, not 0 * W_ih.
-  g.each_padded([&](int64_t t, int64_t b) { fill_zero(dx_rows(t * d.B + b), d.I); });
+  const Rows<T> dx_all = sequence_rows(a.dx, d.T, d.B, d.I, d.batch_first);
+  g.each_padded([&](int64_t t, int64_t b) { fill_zero(dx_all(t * d.B + b), d.I); });
 }
 
 }  // namespace
@@ -779,12 +839,13 @@ void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
     });
     team_barrier(nth);  // every thread reads every panel
     const Part p = loop_part<T>(g, tid, nth, true);
+    const ActiveRows act(g, p);
     if (g.is_rnn()) {
-      rnn_backward_loop(g, a, ws, st, w_hh, p, tid, nth, chunk);
+      rnn_backward_loop(g, a, ws, st, w_hh, p, act, tid, nth, chunk);
       return;
     }
     for (int64_t s = g.steps - 1; s >= 0; --s)
-      backward_step(g, a, ws, st, w_hh, s, p, st.dg2.data() + (s & 1) * B * GH);
+      backward_step(g, a, ws, st, w_hh, s, p, act, st.dg2.data() + (s & 1) * B * GH);
   });
 
   if (g.is_rnn()) {  // padded rows of the gradients in the slots (reversed: one holds h0)

@@ -2,6 +2,7 @@
 // multiply-adds held in registers, long enough that loads and loop overhead do not matter.
 // The benchmark harness divides achieved GFLOP/s by it.
 #include <chrono>
+#include <mutex>
 
 #include "rnncore/layer.h"
 #include "simd.h"
@@ -37,12 +38,13 @@ double fma_peak_gflops(int threads) {
   double best = 0.0;
   for (int rep = 0; rep < 5; ++rep) {  // the best of 5: the first also starts the team
     volatile float sink = 0.0f;        // keeps the chains from being optimised away
+    std::mutex sink_mu;
     int team = 1;
     const auto t0 = std::chrono::steady_clock::now();
     run_team(threads, [&](int tid, int nth) {
       const float s = fma_chains(kIters, 1.0f + 0.01f * static_cast<float>(tid));
       if (tid == 0) team = nth;
-#pragma omp critical
+      const std::lock_guard<std::mutex> lock(sink_mu);
       sink = sink + s;
     });
     const double secs =

@@ -6,18 +6,15 @@
 #include <stdexcept>
 #include <string>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "isa.h"
 #include "rnncore/layer.h"
+#include "thread_pool.h"
 
 namespace rnncore {
 
 namespace {
 
-std::atomic<int> g_num_threads{0};  // 0: not set, use the machine's cores
+std::atomic<int> g_num_threads{0};  // 0: not set, use the CPUs this process may run on
 
 bool cpu_has(Isa isa) {
 #ifdef RNNCORE_X86_ISAS
@@ -171,20 +168,7 @@ void set_num_threads(int n) {
 
 int get_num_threads() {
   const int n = g_num_threads.load();
-  if (n > 0) return n;
-#ifdef _OPENMP
-  return std::max(1, omp_get_num_procs());
-#else
-  return 1;
-#endif
-}
-
-bool openmp_enabled() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
+  return n > 0 ? n : usable_cpus();
 }
 
 }  // namespace rnncore

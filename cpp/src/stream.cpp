@@ -80,7 +80,8 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
   // Each step forks a team, which costs several barriers: a second thread pays from about
   // 8x the work it does in a layer's time loop (measured: batch-1 SimpleRNN H=256 ran 4.8 us
   // per step on two threads, 2.8 on one; GRU and LSTM gain from two).
-  const int nth = threads_for(2.0 * static_cast<double>(B * GH * (I + H)) / 8);
+  const double flops = 2.0 * static_cast<double>(B * GH * (I + H));
+  const int nth = threads_for(flops, flops / 8);
   run_team(nth, [&](int tid, int n_threads) {
     const auto [u0, u1] = share_aligned(H, tid, n_threads, Simd<T>::W);
     for (int64_t b = 0; b < B; ++b) {

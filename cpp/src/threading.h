@@ -4,15 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
-#include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "kernel_ns.h"
+#include "thread_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -41,50 +40,25 @@ class FlushDenormals {
 #endif
 };
 
-// Threads worth using for `flops` of work: small problems stay on one thread,
-// where a fork and a barrier per step would cost more than they save.
-inline int threads_for(double flops) {
-  constexpr double kFlopsPerThread = 32.0 * 1024.0;  // below this a barrier costs more (measured)
-  const int by_work = static_cast<int>(std::max(1.0, flops / kFlopsPerThread));
-  return std::max(1, std::min(rnncore::get_num_threads(), by_work));
+// The rule for team size: a call's team has no more threads than
+//  - rnncore::get_num_threads() (the user's setting) and the CPUs this process may run on
+//    (more threads than CPUs only take turns: 30x slower for a tiny call, 2.3x for a medium
+//    one, measured with 4 and 8 threads on 2 cores),
+//  - call_flops / kCallFlopsPerThread: each thread's share must repay starting and joining
+//    the team (about 1 us while the workers spin, tens of us to wake sleeping ones),
+//  - step_flops / kStepFlopsPerThread when the team meets at a barrier every step (hidden
+//    units split over threads): below this a barrier costs more than it saves (measured).
+// The pool may still run a call alone while its partners are descheduled (thread_pool.h).
+// Work is split over outputs, never over a sum, so every choice gives the same bits.
+constexpr double kCallFlopsPerThread = 128.0 * 1024.0;
+constexpr double kStepFlopsPerThread = 32.0 * 1024.0;
+
+inline int threads_for(double call_flops, double step_flops = HUGE_VAL) {
+  const int most = std::min(rnncore::get_num_threads(), usable_cpus());
+  const double by_work =
+      std::min(call_flops / kCallFlopsPerThread, step_flops / kStepFlopsPerThread);
+  return by_work < most ? std::max(1, static_cast<int>(by_work)) : most;
 }
-
-// The per-step barrier of one team. libgomp's barrier took 0.2-0.3 us for two threads here,
-// 35 us of a 420 us batch-1 LSTM sequence (100 steps); a counter and a generation number
-// take one cache-line handoff each way (~0.04 us). Waiters spin a little, then yield the
-// core, so a team with more threads than free cores still moves on.
-class TeamBarrier {
- public:
-  // Every team thread sets the size (all to the same value) before its first wait: the
-  // team may be smaller than run_team asked for.
-  void set_size(int n) { size_.store(n, std::memory_order_relaxed); }
-  void wait() {
-    const int64_t gen = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) ==
-        size_.load(std::memory_order_relaxed) - 1) {
-      arrived_.store(0, std::memory_order_relaxed);  // no one arrives before the release below
-      generation_.store(gen + 1, std::memory_order_release);
-      return;
-    }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < kSpins)
-        pause();
-      else
-        std::this_thread::yield();
-    }
-  }
-
- private:
-  static constexpr int kSpins = 4096;  // pauses, tens of microseconds
-  static void pause() {
-#if defined(__SSE__)
-    _mm_pause();
-#endif
-  }
-  alignas(64) std::atomic<int> arrived_{0};
-  std::atomic<int> size_{1};
-  alignas(64) std::atomic<int64_t> generation_{0};
-};
 
 // The barrier of the team the calling thread belongs to (set by run_team).
 inline TeamBarrier*& current_barrier() {
@@ -92,26 +66,28 @@ inline TeamBarrier*& current_barrier() {
   return barrier;
 }
 
-// Runs body(tid, nth) on a team of up to `nth` threads (one persistent region).
+// Runs body(tid, nth) on a team of up to `nth` threads (thread_pool.h): one persistent
+// region per call. The team may be smaller than asked (never larger), so bodies split
+// their work by the nth they are given.
 template <typename Body>
 void run_team(int nth, Body&& body) {
-#ifdef _OPENMP
-  if (nth > 1) {
-    TeamBarrier barrier;
-#pragma omp parallel num_threads(nth)
-    {
-      [[maybe_unused]] FlushDenormals flush;  // each team thread has its own floating-point mode
-      barrier.set_size(omp_get_num_threads());
-      TeamBarrier* const outer = current_barrier();
-      current_barrier() = &barrier;
-      body(omp_get_thread_num(), omp_get_num_threads());
-      current_barrier() = outer;
-    }
+  using Fn = std::remove_reference_t<Body>;
+  if (nth <= 1) {
+    body(0, 1);
     return;
   }
-#endif
-  (void)nth;
-  body(0, 1);
+  run_on_team(
+      nth,
+      [](void* ctx, int tid, int team, TeamBarrier* barrier) {
+        [[maybe_unused]] FlushDenormals flush;  // each team thread has its own floating-point mode
+        struct Enter {  // this thread's barrier while in the team, restored however it leaves
+          TeamBarrier* outer;
+          explicit Enter(TeamBarrier* b) : outer(current_barrier()) { current_barrier() = b; }
+          ~Enter() { current_barrier() = outer; }
+        } enter(barrier);
+        (*static_cast<Fn*>(ctx))(tid, team);
+      },
+      const_cast<void*>(static_cast<const void*>(&body)));
 }
 
 // Barrier of the team run_team started; a no-op for one thread.

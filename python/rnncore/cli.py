@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -16,7 +17,7 @@ def _info(_args) -> int:
     build = _core.build_info()
     print(f"rnncore {rnncore.__version__}")
     print(f"compiler: {build['compiler']}")
-    print(f"openmp: {'on' if build['openmp'] else 'off'}")
+    print(f"threading: {build['threading']}")
     print(f"threads: {rnncore.get_num_threads()}")
     print(f"isa: {build['isa']}")
     return 0
@@ -86,7 +87,7 @@ def _selfcheck(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="version, compiler, OpenMP, threads, instruction set")
+    sub.add_parser("info", help="version, compiler, threading, threads, instruction set")
     demo = sub.add_parser("demo", help="train and compare the classic one-step forecasters")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=0, help="kernel threads (default: all cores)")
@@ -102,7 +103,19 @@ def main(argv=None) -> int:
     bench.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                        help="measure training peak memory, ours and torch's, one process "
                             "each (default: on, off with --quick)")  # fmt: skip
+    bench.add_argument("--contended", action="store_true",
+                       help="instead: rnncore on 1 thread, every CPU and too many threads, and "
+                            "torch, quiet and with one busy core")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.command == "bench" and args.contended:
+        from . import bench_contended
+
+        result = bench_contended.run(args.quick)
+        bench_contended.print_table(result)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=1)
+        return 0
     if args.command == "bench":
         from . import bench as bench_module
 

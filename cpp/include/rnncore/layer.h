@@ -118,9 +118,15 @@ const char* isa_name(Isa isa);
 // `threads` threads (about 20 ms). The benchmark reports achieved speed as a share of it.
 double fma_peak_gflops(int threads);
 
-// Threads used by the kernels (default: the machine's cores). Results do not depend on it.
+// The most threads a kernel call may use (default: the CPUs this process may run on). A call
+// uses fewer when its work is too small to feed them, never more than the CPUs it may run
+// on, and one while its thread's teams find a partner descheduled (a busy core): see
+// cpp/src/thread_pool.h. Results do not depend on it.
 void set_num_threads(int n);
 int get_num_threads();
-bool openmp_enabled();
+// CPUs this process may run on (its affinity mask), read once and again after a fork.
+int usable_cpus();
+// Worker threads the calling thread's pool has started (its largest team so far, minus one).
+int pool_workers();
 
 }  // namespace rnncore

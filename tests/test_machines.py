@@ -1,0 +1,173 @@
+"""Every machine, not just one: forked children, more threads than CPUs, allocation failure
+on a team thread. Each case runs in a child process with a timeout, so a hang fails the test
+instead of stopping the suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnncore
+from rnncore import _core
+
+from conftest import CELL_IDS, CELLS, make_case, rel_err
+
+HERE = Path(__file__).parent
+
+
+def _python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, cwd=HERE)  # fmt: skip
+
+
+_FORK_SCRIPT = """
+    import multiprocessing as mp
+    import numpy as np
+    import rnncore
+    from rnncore.layers import LSTM, Dense
+
+    rnncore.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    T, B, I, H = 20, 64, 32, 128  # large enough that the calls use two threads
+    x = rng.standard_normal((T, B, I), dtype=np.float32)
+    w_ih = (rng.standard_normal((4 * H, I)) * 0.1).astype(np.float32)
+    w_hh = (rng.standard_normal((4 * H, H)) * 0.1).astype(np.float32)
+    xs = rng.standard_normal((256, 10, 4)).astype(np.float32)
+    ys = rng.standard_normal((256, 1)).astype(np.float32)
+
+    def functional():
+        y, h, c, cache = rnncore.lstm_forward(x, w_ih, w_hh, training=True)
+        g = rnncore.lstm_backward(cache, np.ones_like(y))
+        return [y, h, c, g["dx"], g["dw_hh"]]
+
+    def stream():
+        s = rnncore.Stream("lstm", w_ih, w_hh, batch_size=B)
+        return [s.step(x_t).copy() for x_t in x[:3]]
+
+    def fit():
+        rnncore.utils.set_random_seed(7)
+        model = rnncore.Sequential([rnncore.Input((10, 4)), LSTM(64), Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(xs, ys, epochs=1, batch_size=128, verbose=0)
+        return model.get_weights()
+
+    def child(q):
+        q.put([[a.tobytes() for a in f()] for f in (functional, stream, fit)])
+
+    parent = [[a.tobytes() for a in f()] for f in (functional, stream, fit)]
+    assert rnncore._core.pool_workers() >= 1, "the parent's calls did not use a second thread"
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    got = q.get(timeout=60)
+    p.join(10)
+    assert p.exitcode == 0, p.exitcode
+    assert got == parent, "the forked child's results differ from the parent's"
+    print("fork ok")
+"""
+
+
+def test_a_child_forked_after_two_thread_calls_runs_kernels_stream_and_fit():
+    """A fork() child (multiprocessing's default on Linux before 3.14, DataLoader workers,
+    pre-forking servers) of a parent that used the kernels on two threads finishes its own
+    functional calls, Stream steps and fit with the parent's bits (libgomp hung here)."""
+    out = _python(_FORK_SCRIPT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "fork ok" in out.stdout
+
+
+def test_teams_never_have_more_threads_than_usable_cpus(threads):
+    """set_num_threads above the CPU count does not oversubscribe: threads would only take
+    turns (30x slower for a tiny call on 2 CPUs). Results are the one-thread bits."""
+    cell = CELLS[2]  # LSTM
+    case = make_case(cell, 30, 64, 64, 128, seed=1).astype(np.float32)
+    threads(1)
+    want = case.run(rnncore)
+    threads(4 * _core.usable_cpus())
+    got = case.run(rnncore)
+    assert _core.pool_workers() <= _core.usable_cpus() - 1
+    for a, b in zip(want[0], got[0]):
+        assert a is None or np.array_equal(a, b)
+    for k in want[1]:
+        assert (want[1][k] is None and got[1][k] is None) or np.array_equal(want[1][k], got[1][k])
+
+
+def test_allocation_failure_on_a_team_thread_is_a_memory_error():
+    """Under an address-space limit (RLIMIT_AS, as batch schedulers set it) a two-thread call
+    whose per-thread buffers do not fit raises MemoryError; it used to abort the process
+    (std::bad_alloc inside the parallel region reached std::terminate)."""
+    out = _python(
+        """
+        import resource
+        import numpy as np
+        import rnncore
+
+        rnncore.set_num_threads(2)
+        H, I = 2048, 8
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, 1, I), dtype=np.float32)
+        w_ih = rng.standard_normal((4 * H, I), dtype=np.float32)
+        w_hh = rng.standard_normal((4 * H, H), dtype=np.float32)  # 64 MiB, packed per thread
+        rnncore.lstm(x, w_ih[:32], w_hh[:32, :8])  # the pool's threads exist before the limit
+        with open("/proc/self/status") as f:
+            vm = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (24 << 20), resource.RLIM_INFINITY))
+        outcomes = []
+        for _ in range(3):
+            try:
+                rnncore.lstm(x, w_ih, w_hh)
+                outcomes.append("ok")
+            except MemoryError:
+                outcomes.append("MemoryError")
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        y = rnncore.lstm(x, w_ih, w_hh)[0]  # and the pool still works afterwards
+        assert np.isfinite(y).all()
+        print(outcomes)
+        """
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "MemoryError" in out.stdout, out.stdout
+
+
+def _permuted(case, perm):
+    """The same case with its batch rows in the order `perm` (time-major arrays)."""
+    arrays = {k: v for k, v in case.arrays.items()}
+    arrays["x"] = case.arrays["x"][:, perm]
+    for k in ("h0", "c0", "recurrent_mask"):
+        if arrays.get(k) is not None:
+            arrays[k] = case.arrays[k][perm]
+    options = dict(case.options, lengths=case.options["lengths"][perm])
+    extra = [None if g is None else (g[:, perm] if g.ndim == 3 else g[perm])
+             for g in (case.dy, case.dh_n, case.dc_n)]  # fmt: skip
+    return type(case)(case.cell, arrays, options, *extra)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("shape", [(25, 40, 6, 33), (12, 9, 5, 70)], ids=["rows", "units"])
+def test_ragged_batches_give_each_row_the_same_bits_in_any_row_order(cell, shape, threads):
+    """Steps run over the rows still running only (rows ordered by length per call, as packed
+    sequences do) and the GEMMs after the loop over real steps only; a row's results cannot
+    depend on which rows share its batch or in what order: shuffling the rows shuffles every
+    output and gradient row, bit for bit, on one thread and on two."""
+    T, B, I, H = shape
+    case = make_case(cell, T, B, I, H, seed=11, recurrent_mask=True).astype(np.float32)
+    perm = np.random.default_rng(1).permutation(B)
+    for n in (1, 2):
+        threads(n)
+        (y, h_n, *c_n), g = case.run(rnncore)
+        (y2, h_n2, *c_n2), g2 = _permuted(case, perm).run(rnncore)
+        assert np.array_equal(y[:, perm], y2) and np.array_equal(h_n[perm], h_n2)
+        if cell.has_c:
+            assert np.array_equal(c_n[0][perm], c_n2[0])
+        assert np.array_equal(g["dx"][:, perm], g2["dx"])
+        for k in ("dh0", "dc0"):
+            if g.get(k) is not None:
+                assert np.array_equal(g[k][perm], g2[k])
+        for k in ("dw_ih", "dw_hh", "db_ih", "db_hh"):  # sums over rows: another order
+            assert rel_err(g2[k], g[k]) < 1e-5, k
