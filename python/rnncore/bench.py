@@ -109,9 +109,10 @@ def _torch_case(torch, cell, mode, x, dy, I, H):
     return run, params
 
 
-def _onnx_session(ort, onnx, cell, params, I, H, threads):
+def _onnx_session(ort, onnx, cell, params, I, H, threads, ragged=False):
     """An ONNX Runtime session running one RNN/LSTM/GRU operator with torch's weights:
-    inputs X [T, B, I] and initial_h [1, B, H] (and initial_c), outputs Y_h (and Y_c)."""
+    inputs X [T, B, I] and initial_h [1, B, H] (and initial_c), and sequence_lens [B] when
+    ragged, outputs Y_h (and Y_c)."""
     from onnx import TensorProto, helper, numpy_helper
 
     from ._onnx_export import onnx_weights
@@ -123,11 +124,13 @@ def _onnx_session(ort, onnx, cell, params, I, H, threads):
     states = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
     outs = ["Y", "Y_h"] + (["Y_c"] if cell == "lstm" else [])
     attrs = {"hidden_size": H} | ({"linear_before_reset": 1} if cell == "gru" else {})
+    lens = "sequence_lens" if ragged else ""
     node = helper.make_node({"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell],
-                            ["X", "W", "R", "B", "", *states], outs, **attrs)  # fmt: skip
+                            ["X", "W", "R", "B", lens, *states], outs, **attrs)  # fmt: skip
+    lens_info = [helper.make_tensor_value_info(lens, TensorProto.INT32, ["B"])] if ragged else []
     graph = helper.make_graph(
         [node], "bench",
-        [helper.make_tensor_value_info("X", f32, ["T", "B", I])]
+        [helper.make_tensor_value_info("X", f32, ["T", "B", I])] + lens_info
         + [helper.make_tensor_value_info(n, f32, [1, "B", H]) for n in states],
         [helper.make_tensor_value_info(n, f32, None) for n in outs], inits)  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -392,6 +395,7 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
                 row["gflops"] = case_flops(cell, mode, (B, T, I, H)) / row["rnncore"] / 1e6
                 rows.append(row)
     rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
+    rows += [_ragged_case(peers, mode, threads, budget, reps) for mode in MODES]
     peak = max(peak, rnncore._core.fma_peak_gflops(threads))
     for row in rows:
         row["pct_peak"] = 100.0 * row["gflops"] / peak
@@ -401,6 +405,73 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
             "skipped": skipped, "rows": rows,
             "fma_peak_gflops": peak,
             "isa": rnncore._core.build_info()["isa"]}  # fmt: skip
+
+
+RAGGED_SHAPE = SHAPES["medium"]
+RAGGED_SEED = 3  # lengths 1..T drawn once: 46-52% of the steps are real
+
+
+def _ragged_case(peers, mode, threads, budget, reps):
+    """LSTM medium with random lengths 1..T: ours with lengths=, torch with a PackedSequence
+    (packed in the timed call, as a training loop does per batch), ONNX Runtime with
+    sequence_lens. `vs_full` is our time over our time for the same batch at full length:
+    the cost of padded steps (1.0 = they cost as much as real ones)."""
+    B, T, I, H = RAGGED_SHAPE
+    rng = np.random.default_rng(RAGGED_SEED)
+    lengths = rng.integers(1, T + 1, B)
+    x = rng.standard_normal((T, B, I), dtype=np.float32)
+    dy = (
+        rng.standard_normal((T, B, H), dtype=np.float32)
+        * (np.arange(T)[:, None] < lengths)[..., None]
+    )
+    row = {"cell": "lstm", "shape": "ragged", "mode": mode,
+           "real_steps": float(lengths.sum() / (B * T))}  # fmt: skip
+    fns, params = {}, None
+    if "torch" in peers:
+        torch = peers["torch"]
+        module, xt, lt = torch.nn.LSTM(I, H), torch.from_numpy(x), torch.from_numpy(lengths)
+        params = [p.detach().numpy() for p in module.parameters()]
+        pack = torch.nn.utils.rnn.pack_padded_sequence
+        if mode == "inference":
+
+            def torch_run():
+                with torch.no_grad():
+                    module(pack(xt, lt, enforce_sorted=False))
+
+        else:
+            xg = xt.clone().requires_grad_(True)
+
+            def torch_run():
+                module.zero_grad(set_to_none=True)
+                xg.grad = None
+                out = module(pack(xg, lt, enforce_sorted=False))[0]
+                out.data.backward(torch.ones_like(out.data))
+
+        fns["torch"] = torch_run
+    if params is None:
+        params = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
+                  for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]]  # fmt: skip
+    if "onnxruntime" in peers and mode == "inference":
+        sess = _onnx_session(peers["onnxruntime"], peers["onnx"], "lstm", params, I, H, threads,
+                             ragged=True)  # fmt: skip
+        feed = {"X": x, "sequence_lens": lengths.astype(np.int32),
+                "initial_h": np.zeros((1, B, H), np.float32)}  # fmt: skip
+        feed["initial_c"] = feed["initial_h"]
+        fns["onnxruntime"] = lambda: sess.run(None, feed)
+    if mode == "inference":
+        fns["rnncore"] = lambda: rnncore.lstm(x, *params, lengths=lengths)
+        fns["full"] = lambda: rnncore.lstm(x, *params)
+    else:
+        fwd, back = rnncore.lstm_forward, rnncore.lstm_backward
+        fns["rnncore"] = lambda: back(fwd(x, *params, lengths=lengths, training=True)[-1], dy)
+        fns["full"] = lambda: back(fwd(x, *params, training=True)[-1], dy)
+    medians = interleaved_medians(fns, budget, reps)
+    full = medians.pop("full")
+    _record_times(row, medians)
+    row["vs_full"] = row["rnncore"] / full
+    flops = case_flops("lstm", mode, RAGGED_SHAPE) * row["real_steps"]
+    row["gflops"] = flops / row["rnncore"] / 1e6
+    return row
 
 
 STEP_SHAPE = (1, 100, 128, 256)  # 100 .step calls from Python, B=1, I=128, H=256
@@ -475,6 +546,10 @@ def print_table(result: dict) -> None:
               f"{r['peers'].get('onnxruntime', nan):>9.3f}{r['peers'].get('keras', nan):>10.3f}"
               f"{r.get('speedup', nan):>8.2f}x"
               f"{mem:>8.1f}{tmem:>10.1f}")  # fmt: skip
+    for r in result["rows"]:
+        if "vs_full" in r:
+            print(f"lstm ragged {r['mode']}: {100 * r['real_steps']:.0f}% of the steps real, "
+                  f"{r['vs_full']:.2f}x the time of full lengths")  # fmt: skip
     speedups = [r["speedup"] for r in result["rows"] if "speedup" in r]
     if speedups:
         geo = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
