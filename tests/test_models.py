@@ -271,3 +271,41 @@ def test_layer_norm_simple_rnn_forward_matches_the_cell_formula(tmp_path):
     model.save(tmp_path / "ln.safetensors")
     back = load_model(tmp_path / "ln.safetensors")
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+def _per_parameter_updates(opt, params, grads):
+    """The update rule applied one parameter at a time (what apply did before it went flat)."""
+    opt.iterations += 1
+    for k, g in opt._clip(grads).items():
+        p = params[k]
+        p -= opt._step(k, p, g.astype(p.dtype, copy=False)).astype(p.dtype, copy=False)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rnncore.optimizers.Adam(0.01),
+        lambda: rnncore.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        lambda: rnncore.optimizers.RMSprop(0.01, momentum=0.5),
+        lambda: rnncore.optimizers.Adagrad(0.1),
+    ],
+    ids=["adam", "sgd", "rmsprop", "adagrad"],
+)
+def test_optimizers_update_all_parameters_as_one_vector_with_the_same_bits(make):
+    """apply() runs the update rule once over every parameter as one flat vector; the result
+    is bitwise the rule applied per parameter, each parameter's slots are its part of the
+    flat ones, and a change of the parameter set mid-training keeps every moment."""
+    rng = np.random.default_rng(0)
+    shapes = {"a": (3, 4), "b": (4,), "c": (2, 5, 3)}
+    flat_p = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    ref_p = {k: v.copy() for k, v in flat_p.items()}
+    flat_opt, ref_opt = make(), make()
+    for step in range(6):
+        keys = list(shapes) if step != 3 else ["c", "a"]  # one step without "b"
+        grads = {k: rng.standard_normal(shapes[k]).astype(np.float32) for k in keys}
+        flat_opt.apply(flat_p, grads)
+        _per_parameter_updates(ref_opt, ref_p, grads)
+        for k in shapes:
+            assert flat_p[k].tobytes() == ref_p[k].tobytes(), (step, k)
+            for name, slot in ref_opt.slots.get(k, {}).items():
+                assert flat_opt.slots[k][name].tobytes() == slot.tobytes(), (step, k, name)

@@ -135,8 +135,11 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     monkeypatch.setattr(bench, "RAGGED_SHAPE", bench.SHAPES["tiny"])
     probes = iter([100.0, 400.0])  # a slow phase at the start: the later probe counts
     monkeypatch.setattr(bench.rnncore._core, "fma_peak_gflops", lambda threads: next(probes))
+    measured = []  # memory readings: a stub, the harness's bookkeeping is under test here
+    monkeypatch.setattr(bench, "peak_memory_mb", lambda lib, *a: measured.append(lib) or 1.0)
     out_json = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--threads", "1", "--json", str(out_json)]) == 0
+    args = ["bench", "--quick", "--memory", "--threads", "1", "--json", str(out_json)]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert "rnncore bench" in printed and "peers skipped" in printed and "Keras ms" in printed
     result = json.loads(out_json.read_text())
@@ -149,6 +152,9 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
     assert all(r["rnncore"] > 0 and r["gflops"] > 0 and r["pct_peak"] > 0 for r in rows)
     assert result["fma_peak_gflops"] == 400.0 and "measured FMA peak: 400" in printed
     ragged = [r for r in rows if r["shape"] == "ragged"]
+    with_memory = [r for r in rows if "mem_mb" in r]
+    assert {r["shape"] for r in with_memory} == {"tiny"} and len(with_memory) == 3
+    assert measured.count("rnncore") == 3
     assert all(0.3 < r["real_steps"] < 0.7 and r["vs_full"] > 0 for r in ragged)
     assert "of the steps real" in printed
     assert all(r["pct_peak"] == pytest.approx(100.0 * r["gflops"] / 400.0) for r in rows)

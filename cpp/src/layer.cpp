@@ -237,13 +237,19 @@ class StepWeights {
 // Forward state that lives only during the loop.
 template <typename T>
 struct ForwardState {
-  Buffer<T> h2;   // [2, B, H] h_prev / h_new, alternating by step parity
-  Buffer<T> c;    // [B, H] LSTM cell state (updated in place, unit slices per thread)
-  Buffer<T> hh;   // [B, G*H] recurrent projection of this step
-  Buffer<T> rh;   // [B, H] GRU reset_before: r * h_prev
-  Buffer<T> hm2;  // [2, B, H] h * h_mask, by step parity like h2 (only with a mask)
-  ForwardState(int64_t B, int64_t H, int64_t GH, bool masked)
-      : h2(2 * B * H), c(B * H), hh(B * GH), rh(B * H), hm2(masked ? 2 * B * H : 0) {}
+  Buffer<T> h2;         // [2, B, H] h_prev / h_new, alternating by step parity
+  Buffer<T> c;          // [B, H] LSTM cell state (updated in place, unit slices per thread)
+  Buffer<T> hh;         // [B, G*H] recurrent projection of this step
+  Buffer<T> rh;         // [B, H] GRU reset_before: r * h_prev
+  Buffer<T> hm2;        // [2, B, H] h * h_mask, by step parity like h2 (only with a mask)
+  Buffer<T> b_hh_rows;  // [B, H] SimpleRNN: b_hh once per row (see rnn_forward_rows)
+  ForwardState(int64_t B, int64_t H, int64_t GH, bool masked, bool rnn)
+      : h2(2 * B * H),
+        c(B * H),
+        hh(B * GH),
+        rh(B * H),
+        hm2(masked ? 2 * B * H : 0),
+        b_hh_rows(rnn ? B * H : 0) {}
 };
 
 // Where the gates of row b at loop step s live: in training, the workspace slab [T, B, G*H]
@@ -320,6 +326,27 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
   if (ws.cslots) copy_n(c + j0, j1 - j0, ws.cslots + (g.cur_slot(t) * B + b) * H + j0);
 }
 
+// SimpleRNN with every row running (no lengths) and whole rows on this thread: the rows'
+// gates, recurrent products and new states are each one run of (b1 - b0) * H values, so the
+// activation takes them in one pass, in full vectors but the last. Row by row, H = 20 took
+// a partial vector and two copy calls per row, most of a step at B = 32. Elementwise math,
+// so the bits are the row-by-row ones.
+template <typename T>
+void rnn_forward_rows(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
+                      ForwardState<T>& st, const GateRows<T>& gates, int64_t s, const Part& p,
+                      T* hn) {
+  const int64_t H = g.d.H, B = g.d.B, n = (p.b1 - p.b0) * H;
+  const int64_t t = g.time(p.b0, s);  // the same for every row without lengths
+  T* h = hn + p.b0 * H;               // [b1 - b0, H]
+  rnn_forward_units(g.cell == Cell::RnnRelu, 0, n, gates.at(g, p.b0, s), st.hh.data() + p.b0 * H,
+                    st.b_hh_rows.data() + p.b0 * H, h);
+  if (g.d.batch_first)
+    for (int64_t b = p.b0; b < p.b1; ++b) copy_n(hn + b * H, H, a.y + g.seq_offset(t, b, H));
+  else
+    copy_n(h, n, a.y + g.seq_offset(t, p.b0, H));
+  if (ws.hslots) copy_n(h, n, ws.hslots + (g.cur_slot(t) * B + p.b0) * H);
+}
+
 template <typename T>
 void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
                   ForwardState<T>& st, const GateRows<T>& gates, const StepWeights<T>& w_hh,
@@ -348,11 +375,15 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
     team_barrier(p.sync);  // the n-gate GEMM reads every unit of r*h_prev
     w_hh.multiply(0, running, act.rows<const T>(st.rh.data(), H), 2 * H, GH, hh_rows);
   }
-  for (int64_t b = p.b0; b < p.b1; ++b) {
-    if (g.active(b, s))
-      forward_row(g, a, ws, st, gates, b, s, j0, j1, hp + b * H, hn + b * H);
-    else
-      copy_n(hp + b * H + j0, j1 - j0, hn + b * H + j0);  // padded: state carries
+  if (g.is_rnn() && !g.lengths && j0 == 0 && j1 == H) {
+    rnn_forward_rows(g, a, ws, st, gates, s, p, hn);
+  } else {
+    for (int64_t b = p.b0; b < p.b1; ++b) {
+      if (g.active(b, s))
+        forward_row(g, a, ws, st, gates, b, s, j0, j1, hp + b * H, hn + b * H);
+      else
+        copy_n(hp + b * H + j0, j1 - j0, hn + b * H + j0);  // padded: state carries
+    }
   }
   if (a.h_mask) {  // the next step's GEMM input, this thread's units
     T* hm_next = st.hm2.data() + ((s + 1) & 1) * B * H;
@@ -504,10 +535,11 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   Buffer<T> ring(ws.gates ? 0 : S * B * g.GH, Alloc::kReused);
   const GateRows<T> gates = ws.gates ? GateRows<T>{ws.gates, 0} : GateRows<T>{ring.data(), S};
 
-  ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr);
+  ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr, g.is_rnn());
   Buffer<T> zero_bias(a.b_hh ? 0 : g.GH);  // [G*H]
   ForwardArgs<T> args = a;
   if (!a.b_hh) args.b_hh = zero_bias.data();
+  for (int64_t b = 0; g.is_rnn() && b < B; ++b) copy_n(args.b_hh, H, st.b_hh_rows.data() + b * H);
   copy_or_zero(st.h2.data(), a.h0, B * H);
   if (g.is_lstm()) copy_or_zero(st.c.data(), a.c0, B * H);
   if (a.h_mask)
@@ -608,6 +640,31 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
   }
 }
 
+// SimpleRNN's backward_row_phase1 for rows [b0, b1) at once, as rnn_forward_rows: every row
+// running (no lengths), whole rows on this thread, so dh, the states and dg are each one run
+// of (b1 - b0) * H values (dy too, unless batch_first). Elementwise, the same bits.
+template <typename T>
+void rnn_backward_rows(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
+                       BackwardState<T>& st, T* dg, int64_t s, const Part& p) {
+  const int64_t H = g.d.H, B = g.d.B, n = (p.b1 - p.b0) * H;
+  const int64_t t = g.time(p.b0, s);
+  T* dh = st.dh_cur.data() + p.b0 * H;         // [b1 - b0, H]
+  const T* carried = st.dh.data() + p.b0 * H;  // [b1 - b0, H]
+  if (!a.dy) {  // + 0 as in backward_row_phase1: a carried -0 becomes +0 there too
+    for (int64_t i = 0; i < n; ++i) dh[i] = carried[i] + T(0);
+  } else if (g.d.batch_first) {
+    for (int64_t b = p.b0; b < p.b1; ++b) {
+      const T* dy = a.dy + g.seq_offset(t, b, H);
+      for (int64_t j = 0; j < H; ++j) dh[(b - p.b0) * H + j] = carried[(b - p.b0) * H + j] + dy[j];
+    }
+  } else {
+    const T* dy = a.dy + g.seq_offset(t, p.b0, H);
+    for (int64_t i = 0; i < n; ++i) dh[i] = carried[i] + dy[i];
+  }
+  rnn_backward_units(g.cell == Cell::RnnRelu, 0, n, ws.hslots + (g.cur_slot(t) * B + p.b0) * H, dh,
+                     dg + p.b0 * H);
+}
+
 // Loop step s: this step's gate gradients go to dg [B, G*H] (its active rows), dh becomes
 // the gradient entering the step.
 template <typename T>
@@ -617,8 +674,12 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const int64_t running = act.count(s);  // the GEMMs below run over these rows only
-  for (int64_t b = p.b0; b < p.b1; ++b)
-    if (g.active(b, s)) backward_row_phase1(g, a, ws, st, dg, b, s, j0, j1);
+  const bool rnn_rows = g.is_rnn() && !g.lengths && j0 == 0 && j1 == H;  // see rnn_backward_rows
+  if (rnn_rows)
+    rnn_backward_rows(g, a, ws, st, dg, s, p);
+  else
+    for (int64_t b = p.b0; b < p.b1; ++b)
+      if (g.active(b, s)) backward_row_phase1(g, a, ws, st, dg, b, s, j0, j1);
   team_barrier(p.sync);  // the GEMMs below read every unit's gate gradients
   int64_t rec_gates = g.G;
   if (g.cell == Cell::GruResetBefore) {
@@ -639,6 +700,11 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
   }
   gemm_nn<T>(0, running, j0, j1, rec_gates * H, act.rows<const T>(dg, GH), w_hh,
              act.rows(st.rec.data(), H), false);
+  if (rnn_rows) {  // dh = rec * mask + 0 (as below) over the thread's rows in one run
+    for (int64_t i = p.b0 * H; i < p.b1 * H; ++i)
+      st.dh.data()[i] = st.rec.data()[i] * st.mask[i] + T(0);
+    return;
+  }
   for (int64_t b = p.b0; b < p.b1; ++b) {
     if (!g.active(b, s)) continue;  // padded: the carried gradient passes through unchanged
     T* dh = st.dh.data() + b * H;

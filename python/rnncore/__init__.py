@@ -1,4 +1,4 @@
-"""rnncore: fused C++/OpenMP SimpleRNN, LSTM and GRU kernels, forward and backward, for NumPy."""
+"""rnncore: fused multithreaded C++ SimpleRNN, LSTM and GRU kernels, forward and backward."""
 
 from __future__ import annotations
 

@@ -399,7 +399,8 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
     peak = max(peak, rnncore._core.fma_peak_gflops(threads))
     for row in rows:
         row["pct_peak"] = 100.0 * row["gflops"] / peak
-        if (not quick if memory is None else memory) and row["mode"] == "training":
+        measured_memory = row["mode"] == "training" and row["shape"] in SHAPES  # not ragged
+        if (not quick if memory is None else memory) and measured_memory:
             _add_memory(row, peers, threads)
     return {"threads": threads, "quick": quick, "peers": peer_names(peers),
             "skipped": skipped, "rows": rows,

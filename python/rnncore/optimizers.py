@@ -10,6 +10,8 @@ import numpy as np
 
 __all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "get"]
 
+_FLAT = "flat"  # the slots key of every parameter's values as one vector (Optimizer.apply)
+
 
 def _positive(name, value, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
@@ -35,7 +37,9 @@ class Optimizer:
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
         self.iterations = 0
-        self.slots: dict = {}
+        self.slots: dict = {}  # {key: {name: array}}; key _FLAT holds the flat slots
+        self._fills: dict = {}  # {slot name: its initial value}
+        self._flat_shapes: list | None = None  # [(key, shape)] of the flat layout
 
     def _clip(self, grads: dict) -> dict:
         if self.clipvalue is not None:
@@ -53,17 +57,72 @@ class Optimizer:
         return grads
 
     def apply(self, params: dict, grads: dict) -> None:
-        """params[k] -= update(grads[k]) in place, for every k in grads."""
+        """params[k] -= update(grads[k]) in place, for every k in grads.
+
+        Every update rule here is elementwise, so all parameters of one dtype update as one
+        flat vector: a dozen NumPy calls per step instead of a dozen per parameter (most of
+        a small model's optimizer time), with the same bits. Each parameter's slots are
+        views of the flat slots, so `slots[k]` still holds its moments."""
         grads = self._clip(grads)
         self.iterations += 1
-        for k, g in grads.items():
+        dtypes = {params[k].dtype for k in grads}
+        if len(dtypes) != 1:  # mixed dtypes: one parameter at a time
+            for k, g in grads.items():
+                p = params[k]
+                p -= self._step(k, p, g.astype(p.dtype, copy=False)).astype(p.dtype, copy=False)
+            return
+        (dtype,) = dtypes
+        keys = tuple(grads)
+        flat_g = np.concatenate([grads[k].astype(dtype, copy=False).ravel() for k in keys])
+        self._flat_layout(keys, params, dtype)
+        update = self._step(_FLAT, flat_g, flat_g).astype(dtype, copy=False)
+        start = 0
+        for k in keys:
             p = params[k]
-            p -= self._step(k, p, g.astype(p.dtype, copy=False)).astype(p.dtype, copy=False)
+            p -= update[start : start + p.size].reshape(p.shape)
+            start += p.size
+
+    def _flat_layout(self, keys, params, dtype) -> None:
+        """Makes the flat slots cover `keys` in this order (moving each key's slot values
+        over when the set of parameters changes)."""
+        if self._flat_shapes is not None and tuple(k for k, _ in self._flat_shapes) == keys:
+            return
+        self._flat_shapes = [(k, params[k].shape) for k in keys]
+        old = self.slots.pop(_FLAT, {})
+        for name, fill in [(name, self._fills[name]) for name in old]:
+            flat = self._flat_slot(name, dtype, fill)
+            for k, view in self._views(flat):
+                prev = self.slots.get(k, {}).get(name)
+                if prev is not None and prev.base is not flat:
+                    view[...] = prev
+            for k, view in self._views(flat):
+                self.slots.setdefault(k, {})[name] = view
+
+    def _views(self, flat):
+        """(key, that parameter's part of a flat array, in its shape), in layout order."""
+        start = 0
+        for k, shape in self._flat_shapes:
+            n = int(np.prod(shape))
+            yield k, flat[start : start + n].reshape(shape)
+            start += n
+
+    def _flat_slot(self, name, dtype, fill):
+        total = sum(int(np.prod(shape)) for _, shape in self._flat_shapes)
+        flat = np.full(total, fill, dtype)
+        self.slots.setdefault(_FLAT, {})[name] = flat
+        return flat
 
     def _slot(self, key, name, like, fill=0.0):
+        """The slot `name` of parameter `key` (or of the flat vector), made on first use."""
         slots = self.slots.setdefault(key, {})
         if name not in slots:
-            slots[name] = np.full_like(like, fill)
+            self._fills[name] = fill
+            if key is _FLAT:  # each parameter's slot is its part of the flat one
+                flat = self._flat_slot(name, like.dtype, fill)
+                for k, view in self._views(flat):
+                    self.slots.setdefault(k, {})[name] = view
+            else:
+                slots[name] = np.full_like(like, fill)
         return slots[name]
 
     def _step(self, key, p, g):
