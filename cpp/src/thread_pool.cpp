@@ -128,8 +128,8 @@ struct Job {
 };
 
 // When teams wait long for a late member (a descheduled thread: another process holds its
-// core), the calling thread runs alone for a while, then tries its team again; each
-// contended try doubles the time alone (up to kMaxSoloNs), an uncontended one resets it.
+// core) in two calls in a row, the calling thread runs alone for a while, then tries its
+// team again; each late try doubles the time alone (up to kMaxSoloNs), a timely one resets it.
 // Only the team size changes, never the results.
 class TeamPolicy {
  public:
@@ -137,12 +137,17 @@ class TeamPolicy {
   // waited_ns: time the members spent waiting for each other in a call of wall_ns.
   void record(int nth, int64_t wall_ns, int64_t waited_ns, int64_t now) {
     if (wall_ns < kMinWallNs) return;  // too short to tell
-    if (static_cast<double>(waited_ns) > kLateShare * nth * static_cast<double>(wall_ns)) {
-      solo_until_ns_ = now + solo_ns_;
-      solo_ns_ = std::min(2 * solo_ns_, kMaxSoloNs);
-    } else {
+    if (static_cast<double>(waited_ns) <= kLateShare * nth * static_cast<double>(wall_ns)) {
+      late_in_a_row_ = 0;
       solo_ns_ = kMinSoloNs;
+      return;
     }
+    // One late call may be another library's threads still spinning down; two in a row,
+    // or a late try after running alone, is a busy core.
+    if (++late_in_a_row_ < 2 && solo_ns_ == kMinSoloNs) return;
+    late_in_a_row_ = 0;
+    solo_until_ns_ = now + solo_ns_;
+    solo_ns_ = std::min(2 * solo_ns_, kMaxSoloNs);
   }
 
  private:
@@ -152,7 +157,8 @@ class TeamPolicy {
   static constexpr int64_t kMinWallNs = 100'000;
   static constexpr int64_t kMinSoloNs = 50'000'000, kMaxSoloNs = 1'600'000'000;
   int64_t solo_until_ns_ = 0;
-  int64_t solo_ns_ = kMinSoloNs;
+  int64_t solo_ns_ = kMinSoloNs;  // the next time alone; above the minimum after a late try
+  int late_in_a_row_ = 0;
 };
 
 // The workers of one calling thread. Each has its own mailbox, so a team uses only the
