@@ -202,6 +202,8 @@ def test_bench_contended_times_every_configuration_quiet_and_busy(monkeypatch, c
     assert all(v > 0 for v in list(result["quiet"].values()) + list(result["busy"].values()))
     printed = capsys.readouterr().out
     assert "busy core" in printed and "bound 1.25" in printed
+    assert set(result["calls_alone"]["quiet"]) == set(result["quiet"])
+    assert all(n >= 0 for c in result["calls_alone"].values() for n in c.values())
     assert len(result["checks"]) == (5 if f"torch lstm {cpus}" in result["busy"] else 4)
 
 

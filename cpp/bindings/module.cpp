@@ -416,6 +416,8 @@ PYBIND11_MODULE(_core, m) {
         "CPUs this process may run on: no kernel call uses more threads.");
   m.def("pool_workers", &rnncore::pool_workers,
         "Worker threads the calling thread's kernel pool has started.");
+  m.def("pool_calls_alone", &rnncore::pool_calls_alone,
+        "Calls of the calling thread that ran alone because its partners were descheduled.");
   m.def(
       "supported_isas",
       [] {

@@ -177,10 +177,13 @@ class Pool {
   }
   uint64_t epoch() const { return epoch_; }
   int workers() const { return static_cast<int>(workers_.size()); }
+  int64_t alone() const { return alone_; }
 
   void run(int wanted, TeamFn fn, void* ctx) {
     const int64_t t0 = now_ns();
-    const int nth = grow(policy_.size(std::min(wanted, usable_cpus()), t0));
+    const int most = std::min(wanted, usable_cpus()), allowed = policy_.size(most, t0);
+    if (allowed < most) ++alone_;
+    const int nth = grow(allowed);
     if (nth <= 1) {
       fn(ctx, 0, 1, nullptr);
       return;
@@ -243,6 +246,7 @@ class Pool {
   alignas(64) std::atomic<uint32_t> done_{0};     // a futex word: members that finished
   std::atomic<int> done_sleepers_{0};
   TeamPolicy policy_;
+  int64_t alone_ = 0;  // calls that ran alone while partners were judged descheduled
 };
 
 Pool& this_thread_pool() {
@@ -294,6 +298,10 @@ void run_on_team(int wanted, TeamFn fn, void* ctx) {
 
 int pool_workers() {
   return this_thread_pool().workers();
+}
+
+int64_t pool_calls_alone() {
+  return this_thread_pool().alone();
 }
 
 int usable_cpus() {

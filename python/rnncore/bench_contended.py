@@ -104,14 +104,30 @@ def run(quick: bool = False) -> dict:
     for n in counts:
         fns |= _lstm_fns(n, torch if n <= cpus else None)
     budget, reps = (0.05, 3) if quick else (2.0, 5)
+    alone = {"quiet": dict.fromkeys(fns, 0), "busy": dict.fromkeys(fns, 0)}
     try:
-        quiet = interleaved_medians(fns, budget, reps)
+        quiet = interleaved_medians(_counting(fns, alone["quiet"]), budget, reps)
         with BusyProcess():
-            busy = interleaved_medians(fns, budget, reps)
+            busy = interleaved_medians(_counting(fns, alone["busy"]), budget, reps)
     finally:
         rnncore.set_num_threads(before)
     return {"cpus": cpus, "quick": quick, "fit_samples": samples, "quiet": quiet, "busy": busy,
-            "checks": _checks(quiet, busy, cpus, counts)}  # fmt: skip
+            "calls_alone": alone, "checks": _checks(quiet, busy, cpus, counts)}  # fmt: skip
+
+
+def _counting(fns: dict, alone: dict) -> dict:
+    """fns, each adding to alone[name] the kernel calls it ran on one thread because the
+    pool judged its partners descheduled (rnncore._core.pool_calls_alone)."""
+
+    def counted(name, fn):
+        def run():
+            before = rnncore._core.pool_calls_alone()
+            fn()
+            alone[name] += rnncore._core.pool_calls_alone() - before
+
+        return run
+
+    return {name: counted(name, fn) for name, fn in fns.items()}
 
 
 def _checks(
@@ -141,9 +157,12 @@ def print_table(result: dict) -> None:
           f"{' (quick)' if result['quick'] else ''}")  # fmt: skip
     print(f"fit = 1 epoch of SimpleRNN(20)->SimpleRNN(20)->Dense(1), {result['fit_samples']} "
           f"x 50 x 1, batch 32; lstm = LSTM inference B=64 T=100 I=128 H=256")  # fmt: skip
-    print(f"{'case, threads':<22}{'quiet ms':>11}{'busy ms':>11}{'busy/quiet':>12}")
+    print("alone: kernel calls run on one thread because partners were descheduled, quiet/busy")
+    print(f"{'case, threads':<22}{'quiet ms':>11}{'busy ms':>11}{'busy/quiet':>12}{'alone':>14}")
+    alone = result["calls_alone"]
     for name, q in result["quiet"].items():
         b = result["busy"][name]
-        print(f"{name:<22}{q:>11.2f}{b:>11.2f}{b / q:>11.2f}x")
+        calls = f"{alone['quiet'][name]}/{alone['busy'][name]}"
+        print(f"{name:<22}{q:>11.2f}{b:>11.2f}{b / q:>11.2f}x{calls:>14}")
     for what, got, bound in result["checks"]:
         print(f"{what}: {got:.2f} (bound {bound:.2f}) {'ok' if got <= bound else 'OVER'}")

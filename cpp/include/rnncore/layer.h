@@ -128,5 +128,8 @@ int get_num_threads();
 int usable_cpus();
 // Worker threads the calling thread's pool has started (its largest team so far, minus one).
 int pool_workers();
+// Calls of the calling thread that ran on one thread because its partners were judged
+// descheduled (a busy core; see cpp/src/thread_pool.h).
+int64_t pool_calls_alone();
 
 }  // namespace rnncore
