@@ -114,7 +114,8 @@ def test_allocation_failure_on_a_team_thread_is_a_memory_error():
         x = rng.standard_normal((1, 1, I), dtype=np.float32)
         w_ih = rng.standard_normal((4 * H, I), dtype=np.float32)
         w_hh = rng.standard_normal((4 * H, H), dtype=np.float32)  # 64 MiB, packed per thread
-        rnncore.lstm(x, w_ih[:32], w_hh[:32, :8])  # the pool's threads exist before the limit
+        rnncore.lstm(x, w_ih[:1024], w_hh[:1024, :256])  # two threads: the pool's worker
+        assert rnncore._core.pool_workers() >= 1  # exists before the limit
         with open("/proc/self/status") as f:
             vm = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmSize"))
         resource.setrlimit(resource.RLIMIT_AS, (vm + (24 << 20), resource.RLIM_INFINITY))
