@@ -856,7 +856,7 @@ template <typename T>
 void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a,
                                 const Workspace<T>& ws) {
   const Dims& d = g.d;
-  const int64_t TB = d.T * d.B, GH = g.GH;
+  const int64_t GH = g.GH;
   const RealRows real(g);  // padded rows: dx is zeroed below, dW and db never see them
   const int64_t R = real.size();
   const auto dgx_rows = real.of(dense_rows(gate_gradients(g, ws), GH));
