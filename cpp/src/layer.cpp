@@ -33,11 +33,6 @@ struct Geometry {
     }
   }
   int64_t length(int64_t b) const { return lengths ? lengths[b] : d.T; }
-  bool has_padding() const {
-    for (int64_t b = 0; lengths && b < d.B; ++b)
-      if (lengths[b] < d.T) return true;
-    return false;
-  }
   bool active(int64_t b, int64_t s) const { return s < length(b); }
   // fn(t, b) for every padded step (t >= length(b)) of every row.
   template <typename Fn>
@@ -126,10 +121,9 @@ class ActiveRows {
 // (which already requires full register tiles for every thread), the team meets no barrier
 // per step, so only the whole call's work bounds it.
 inline int loop_threads(const Geometry& g, double step_flops, size_t elem_bytes, bool backward) {
-  const int most = std::min(rnncore::get_num_threads(), usable_cpus());
   const double call_flops = step_flops * static_cast<double>(g.steps);
-  return split_by_rows(g, most, elem_bytes, backward) ? threads_for(call_flops)
-                                                      : threads_for(call_flops, step_flops);
+  return split_by_rows(g, team_limit(), elem_bytes, backward) ? threads_for(call_flops)
+                                                              : threads_for(call_flops, step_flops);
 }
 
 // The training workspace, carved out of one slab.
@@ -242,14 +236,14 @@ struct ForwardState {
   Buffer<T> hh;         // [B, G*H] recurrent projection of this step
   Buffer<T> rh;         // [B, H] GRU reset_before: r * h_prev
   Buffer<T> hm2;        // [2, B, H] h * h_mask, by step parity like h2 (only with a mask)
-  Buffer<T> b_hh_rows;  // [B, H] SimpleRNN: b_hh once per row (see rnn_forward_rows)
-  ForwardState(int64_t B, int64_t H, int64_t GH, bool masked, bool rnn)
+  Buffer<T> b_hh_rows;  // [B, H] SimpleRNN without lengths: b_hh once per row (rnn_forward_rows)
+  ForwardState(int64_t B, int64_t H, int64_t GH, bool masked, bool rnn_rows)
       : h2(2 * B * H),
         c(B * H),
         hh(B * GH),
         rh(B * H),
         hm2(masked ? 2 * B * H : 0),
-        b_hh_rows(rnn ? B * H : 0) {}
+        b_hh_rows(rnn_rows ? B * H : 0) {}
 };
 
 // Where the gates of row b at loop step s live: in training, the workspace slab [T, B, G*H]
@@ -327,10 +321,14 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
 }
 
 // SimpleRNN with every row running (no lengths) and whole rows on this thread: the rows'
-// gates, recurrent products and new states are each one run of (b1 - b0) * H values, so the
-// activation takes them in one pass, in full vectors but the last. Row by row, H = 20 took
-// a partial vector and two copy calls per row, most of a step at B = 32. Elementwise math,
-// so the bits are the row-by-row ones.
+// gates, recurrent products, states and their gradients are each one run of (b1 - b0) * H
+// values, so the steps' elementwise parts take them in one pass, in full vectors but the
+// last (rnn_forward_rows, rnn_backward_rows). Row by row, H = 20 took a partial vector and
+// two copy calls per row, most of a step at B = 32. Elementwise math: the same bits.
+inline bool rnn_whole_rows(const Geometry& g, const Part& p) {
+  return g.is_rnn() && !g.lengths && p.j0 == 0 && p.j1 == g.d.H;
+}
+
 template <typename T>
 void rnn_forward_rows(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>& ws,
                       ForwardState<T>& st, const GateRows<T>& gates, int64_t s, const Part& p,
@@ -375,7 +373,7 @@ void forward_step(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>
     team_barrier(p.sync);  // the n-gate GEMM reads every unit of r*h_prev
     w_hh.multiply(0, running, act.rows<const T>(st.rh.data(), H), 2 * H, GH, hh_rows);
   }
-  if (g.is_rnn() && !g.lengths && j0 == 0 && j1 == H) {
+  if (rnn_whole_rows(g, p)) {
     rnn_forward_rows(g, a, ws, st, gates, s, p, hn);
   } else {
     for (int64_t b = p.b0; b < p.b1; ++b) {
@@ -535,11 +533,12 @@ void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
   Buffer<T> ring(ws.gates ? 0 : S * B * g.GH, Alloc::kReused);
   const GateRows<T> gates = ws.gates ? GateRows<T>{ws.gates, 0} : GateRows<T>{ring.data(), S};
 
-  ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr, g.is_rnn());
+  const bool rnn_rows = g.is_rnn() && !g.lengths;  // rnn_whole_rows may hold on some thread
+  ForwardState<T> st(B, H, g.GH, a.h_mask != nullptr, rnn_rows);
   Buffer<T> zero_bias(a.b_hh ? 0 : g.GH);  // [G*H]
   ForwardArgs<T> args = a;
   if (!a.b_hh) args.b_hh = zero_bias.data();
-  for (int64_t b = 0; g.is_rnn() && b < B; ++b) copy_n(args.b_hh, H, st.b_hh_rows.data() + b * H);
+  for (int64_t b = 0; rnn_rows && b < B; ++b) copy_n(args.b_hh, H, st.b_hh_rows.data() + b * H);
   copy_or_zero(st.h2.data(), a.h0, B * H);
   if (g.is_lstm()) copy_or_zero(st.c.data(), a.c0, B * H);
   if (a.h_mask)
@@ -640,9 +639,8 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
   }
 }
 
-// SimpleRNN's backward_row_phase1 for rows [b0, b1) at once, as rnn_forward_rows: every row
-// running (no lengths), whole rows on this thread, so dh, the states and dg are each one run
-// of (b1 - b0) * H values (dy too, unless batch_first). Elementwise, the same bits.
+// SimpleRNN's backward_row_phase1 for rows [b0, b1) at once (see rnn_whole_rows); dy is one
+// run too unless batch_first.
 template <typename T>
 void rnn_backward_rows(const Geometry& g, const BackwardArgs<T>& a, const Workspace<T>& ws,
                        BackwardState<T>& st, T* dg, int64_t s, const Part& p) {
@@ -674,7 +672,7 @@ void backward_step(const Geometry& g, const BackwardArgs<T>& a, const Workspace<
   const int64_t j0 = p.j0, j1 = p.j1;
   const int64_t H = g.d.H, B = g.d.B, GH = g.GH;
   const int64_t running = act.count(s);  // the GEMMs below run over these rows only
-  const bool rnn_rows = g.is_rnn() && !g.lengths && j0 == 0 && j1 == H;  // see rnn_backward_rows
+  const bool rnn_rows = rnn_whole_rows(g, p);
   if (rnn_rows)
     rnn_backward_rows(g, a, ws, st, dg, s, p);
   else

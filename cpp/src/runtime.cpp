@@ -8,7 +8,6 @@
 
 #include "isa.h"
 #include "rnncore/layer.h"
-#include "thread_pool.h"
 
 namespace rnncore {
 

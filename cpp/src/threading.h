@@ -3,7 +3,6 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -53,8 +52,13 @@ class FlushDenormals {
 constexpr double kCallFlopsPerThread = 128.0 * 1024.0;
 constexpr double kStepFlopsPerThread = 32.0 * 1024.0;
 
+// The first bound: the most threads any call may use now.
+inline int team_limit() {
+  return std::min(rnncore::get_num_threads(), usable_cpus());
+}
+
 inline int threads_for(double call_flops, double step_flops = HUGE_VAL) {
-  const int most = std::min(rnncore::get_num_threads(), usable_cpus());
+  const int most = team_limit();
   const double by_work =
       std::min(call_flops / kCallFlopsPerThread, step_flops / kStepFlopsPerThread);
   return by_work < most ? std::max(1, static_cast<int>(by_work)) : most;
