@@ -76,11 +76,8 @@ class Optimizer:
         flat_g = np.concatenate([grads[k].astype(dtype, copy=False).ravel() for k in keys])
         self._flat_layout(keys, params, dtype)
         update = self._step(_FLAT, flat_g, flat_g).astype(dtype, copy=False)
-        start = 0
-        for k in keys:
-            p = params[k]
-            p -= update[start : start + p.size].reshape(p.shape)
-            start += p.size
+        for k, part in self._views(update):
+            params[k] -= part
 
     def _flat_layout(self, keys, params, dtype) -> None:
         """Makes the flat slots cover `keys` in this order (moving each key's slot values
@@ -88,15 +85,16 @@ class Optimizer:
         if self._flat_shapes is not None and tuple(k for k, _ in self._flat_shapes) == keys:
             return
         self._flat_shapes = [(k, params[k].shape) for k in keys]
-        old = self.slots.pop(_FLAT, {})
-        for name, fill in [(name, self._fills[name]) for name in old]:
-            flat = self._flat_slot(name, dtype, fill)
-            for k, view in self._views(flat):
-                prev = self.slots.get(k, {}).get(name)
-                if prev is not None and prev.base is not flat:
-                    view[...] = prev
-            for k, view in self._views(flat):
-                self.slots.setdefault(k, {})[name] = view
+        for name in self.slots.pop(_FLAT, {}):
+            self._share_out(name, self._flat_slot(name, dtype, self._fills[name]))
+
+    def _share_out(self, name, flat) -> None:
+        """Makes each parameter's slot `name` its part of `flat`, keeping what it held."""
+        for k, view in self._views(flat):
+            part = self.slots.setdefault(k, {})
+            if name in part:
+                view[...] = part[name]
+            part[name] = view
 
     def _views(self, flat):
         """(key, that parameter's part of a flat array, in its shape), in layout order."""
@@ -118,9 +116,7 @@ class Optimizer:
         if name not in slots:
             self._fills[name] = fill
             if key is _FLAT:  # each parameter's slot is its part of the flat one
-                flat = self._flat_slot(name, like.dtype, fill)
-                for k, view in self._views(flat):
-                    self.slots.setdefault(k, {})[name] = view
+                self._share_out(name, self._flat_slot(name, like.dtype, fill))
             else:
                 slots[name] = np.full_like(like, fill)
         return slots[name]
