@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnncore import reference
+from rnncore import _cells, reference
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,7 @@ class CellSpec:
         return getattr(module, self.family + suffix)
 
 
-CELLS = [
-    CellSpec("rnn_tanh", "rnn", 1, {"nonlinearity": "tanh"}),
-    CellSpec("rnn_relu", "rnn", 1, {"nonlinearity": "relu"}),
-    CellSpec("lstm", "lstm", 4),
-    CellSpec("gru", "gru", 3, {"reset_after": True}),
-    CellSpec("gru_reset_before", "gru", 3, {"reset_after": False}),
-]
+CELLS = [CellSpec(c.name, c.family, c.gates, dict(c.options)) for c in _cells.CELLS]
 CELL_IDS = [c.name for c in CELLS]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import rnncore
+from rnncore import _cells
 from rnncore import layers as L
 
 EPS = 1e-6
@@ -129,13 +130,11 @@ def test_embedding():
     assert check_layer(L.Embedding(7, 3, **F64), ids) == 1
 
 
-RECURRENT = {
-    "rnn_tanh": lambda **k: L.SimpleRNN(5, **k),
-    "rnn_relu": lambda **k: L.SimpleRNN(5, activation="relu", **k),
-    "lstm": lambda **k: L.LSTM(5, **k),
-    "gru": lambda **k: L.GRU(5, **k),
-    "gru_reset_before": lambda **k: L.GRU(5, reset_after=False, **k),
-}
+def _recurrent_layer(cell):
+    return lambda **k: getattr(L, cell.keras_layer)(5, **cell.keras_options, **k)
+
+
+RECURRENT = {cell.name: _recurrent_layer(cell) for cell in _cells.CELLS}
 
 
 def _mask(kind, B=4, T=7):

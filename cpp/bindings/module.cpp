@@ -57,9 +57,19 @@ T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& 
   return static_cast<T*>(const_cast<void*>(arr.data()));
 }
 
-Cell to_cell(int code) {
-  if (code < 0 || code > 4)
-    throw py::value_error("cell: expected a code in 0..4, got " + std::to_string(code));
+// A cell kind from rnncore._core.Cell or its integer code.
+Cell to_cell(const py::handle& cell) {
+  if (py::isinstance<Cell>(cell)) return cell.cast<Cell>();
+  long long code = -1;
+  if (py::isinstance<py::int_>(cell) && !py::isinstance<py::bool_>(cell)) {
+    int overflow = 0;
+    code = PyLong_AsLongLongAndOverflow(cell.ptr(), &overflow);
+    if (overflow) code = -1;
+  }
+  if (code < 0 || code >= rnncore::kCellCount)
+    throw py::value_error("cell: expected a rnncore._core.Cell or a code in 0.." +
+                          std::to_string(rnncore::kCellCount - 1) + ", got " +
+                          std::string(py::repr(cell)));
   return static_cast<Cell>(code);
 }
 
@@ -247,7 +257,7 @@ bool is_float64(const py::array& x) {
                        std::string(py::str(x.dtype())));
 }
 
-py::tuple forward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+py::tuple forward(const py::object& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                   const py::object& b_ih, const py::object& b_hh, const py::object& h0,
                   const py::object& c0, const py::object& lengths, bool reverse, bool batch_first,
                   bool training, const py::object& h_mask) {
@@ -256,7 +266,7 @@ py::tuple forward(int cell, const py::array& x, const py::array& w_ih, const py:
              training, h_mask);
 }
 
-py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+py::tuple backward(const py::object& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                    bool has_b_ih, bool has_b_hh, const py::object& lengths, bool reverse,
                    bool batch_first, const py::object& workspace, const py::object& dy,
                    const py::object& dh_n, const py::object& dc_n, const py::object& h_mask) {
@@ -270,7 +280,7 @@ py::tuple backward(int cell, const py::array& x, const py::array& w_ih, const py
 template <typename T>
 class StreamCore {
  public:
-  StreamCore(int cell, const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
+  StreamCore(const py::object& cell, const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
              const py::object& b_hh, int64_t batch)
       : cell_(to_cell(cell)), B_(batch) {
     if (w_ih.ndim() != 2 || w_hh.ndim() != 2)
@@ -346,7 +356,7 @@ class StreamCore {
 template <typename T>
 void bind_stream(py::module_& m, const char* name) {
   py::class_<StreamCore<T>>(m, name)
-      .def(py::init<int, const py::array&, const py::array&, const py::object&, const py::object&,
+      .def(py::init<const py::object&, const py::array&, const py::array&, const py::object&, const py::object&,
                     int64_t>(),
            py::arg("cell"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
            py::arg("batch_size"))
@@ -380,6 +390,14 @@ py::dict build_info() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnncore's private compiled kernels; use the functions in the rnncore package.";
   rnncore::active_isa();  // choose the instruction set now: a bad RNNCORE_ISA fails the import
+  // The kernels' cell kinds; rnncore/_cells.py holds everything else known about each.
+  py::enum_<Cell>(m, "Cell", "Cell kinds of the compiled kernels (rnncore::Cell).")
+      .value("RNN_TANH", Cell::RnnTanh)
+      .value("RNN_RELU", Cell::RnnRelu)
+      .value("LSTM", Cell::Lstm)
+      .value("GRU", Cell::Gru)
+      .value("GRU_RESET_BEFORE", Cell::GruResetBefore);
+  m.def("gate_count", &rnncore::gate_count, py::arg("cell"), "Gate blocks per weight matrix.");
   m.def("forward", &forward, "One recurrent layer forward; returns (y, h_n, c_n, workspace).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("reverse"),

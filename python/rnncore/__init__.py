@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import (
     callbacks,
     data,
@@ -20,6 +18,7 @@ from . import (
     utils,
 )
 from ._core import get_num_threads, set_num_threads
+from ._version import __version__
 from .layers import Input
 from .models import Sequential
 from .ops import (
@@ -35,11 +34,6 @@ from .ops import (
     rnn_forward,
 )
 from .stream import Stream
-
-try:
-    __version__ = version("rnncore")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0+unknown"
 
 __all__ = [
     "Cache",

@@ -19,14 +19,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from . import __version__
+from . import _cells
 from . import layers as L
 from ._files import atomic_write
+from ._version import __version__
 
 _ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softplus": "Softplus",
                    "elu": "Elu"}  # fmt: skip
-_GATE_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "SimpleRNN": [0]}  # ours -> ONNX blocks
-_ONNX_OP = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
 
 
 class _Graph:
@@ -141,10 +140,10 @@ def _masking(g, layer, state):
 # ---- recurrent ------------------------------------------------------------------------------
 
 
-def onnx_weights(kind, w_ih, w_hh, b_ih=None, b_hh=None):
+def onnx_weights(cell: _cells.CellKind, w_ih, w_hh, b_ih=None, b_hh=None):
     """(W [G·H, I], R [G·H, H], B [2·G·H]) in ONNX's gate order from our (PyTorch-layout)
-    weights of one direction; kind is "SimpleRNN", "LSTM" or "GRU"; a missing bias is zeros."""
-    order = _GATE_ORDER[kind]
+    weights of one direction of a `cell`; a missing bias is zeros."""
+    order = cell.onnx_order
     H = w_hh.shape[1]
     blocks = lambda a: np.concatenate([a[k * H : (k + 1) * H] for k in order])  # noqa: E731
     zeros = np.zeros(len(order) * H, w_ih.dtype)
@@ -154,7 +153,7 @@ def onnx_weights(kind, w_ih, w_hh, b_ih=None, b_hh=None):
 
 def _onnx_weights(layer):
     p = layer.params
-    return onnx_weights(type(layer).__name__, p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"))
+    return onnx_weights(layer.cell, p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"))
 
 
 def _check_recurrent(layer, state):
@@ -167,18 +166,18 @@ def _check_recurrent(layer, state):
 def _run_cell(g, layers, direction, state):
     """The ONNX op over one or two same-kind layers; returns (Y [T, D, B, H], Y_h [D, B, H])."""
     first = layers[0]
-    kind = type(first).__name__
+    cell = first.cell
     W, R, B = zip(*(_onnx_weights(layer) for layer in layers))
     attrs = {"hidden_size": first.units, "direction": direction}
-    if kind == "GRU":
+    if cell.family == "gru":
         attrs["linear_before_reset"] = int(first.reset_after)
-    if kind == "SimpleRNN":
+    if cell.family == "rnn":
         attrs["activations"] = [first.activation.capitalize()] * len(layers)
     xt = g.op("Transpose", [state["x"]], perm=[1, 0, 2])  # [T, B, I]
     inputs = [xt, g.const(np.stack(W), "W"), g.const(np.stack(R), "R"), g.const(np.stack(B), "B"),
               state["lens"] or ""]  # fmt: skip
-    n_out = 3 if kind == "LSTM" else 2
-    outs = g.op(_ONNX_OP[kind], inputs, kind.lower(), n_out=n_out, **attrs)
+    n_out = 3 if cell.has_cell_state else 2
+    outs = g.op(cell.onnx_op, inputs, cell.family, n_out=n_out, **attrs)
     return outs[0], outs[1]
 
 
@@ -199,7 +198,7 @@ def _recurrent(g, layer, state):
 
 def _bidirectional(g, layer, state):
     fwd, bwd = layer.forward_layer, layer.backward_layer
-    if type(fwd) is not type(bwd) or type(fwd).__name__ not in _ONNX_OP:
+    if type(fwd) is not type(bwd) or type(fwd).__name__ not in _cells.KERAS_LAYERS:
         raise NotImplementedError(f"export_onnx: '{layer.name}' wraps unlike or custom layers")
     for sub in (fwd, bwd):
         _check_recurrent(sub, {"lens": None})
@@ -277,9 +276,7 @@ def _identity(g, layer, state):
 _LAYER_EXPORTERS = {
     "Embedding": _embedding,
     "Masking": _masking,
-    "SimpleRNN": _recurrent,
-    "LSTM": _recurrent,
-    "GRU": _recurrent,
+    **dict.fromkeys(_cells.KERAS_LAYERS, _recurrent),
     "Bidirectional": _bidirectional,
     "Dense": _dense,
     "TimeDistributed": _time_distributed,

@@ -13,27 +13,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._cells import CellKind
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-# Cell kinds and their gate counts; the integer is the code the compiled module expects.
-CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "gru_reset_before": 4}
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
-
-
-def rnn_kind(nonlinearity) -> str:
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-    return "rnn_" + nonlinearity
-
-
-def gru_kind(reset_after) -> str:
-    return "gru" if flag("reset_after", reset_after) else "gru_reset_before"
 
 
 def flag(name: str, value) -> bool:
+    """`value` as a bool; TypeError naming `name` for anything but a (NumPy) bool."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
     return bool(value)
+
+
+def float_dtype(dtype, argument: str = "dtype") -> np.dtype:
+    """`dtype` as float32 or float64; ValueError naming `argument` for anything else."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"{argument}: expected 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an int; ValueError naming `name` unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def unit_rate(name: str, value) -> float:
+    """`value` as a float; ValueError naming `name` unless it is a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a float in [0, 1), got {value!r}")
+    return float(value)
 
 
 def _physical_memory() -> int:
@@ -139,7 +153,7 @@ def as_lengths(value, B: int, T: int):
 class Call:
     """Validated, C-contiguous arguments of one layer call."""
 
-    kind: str
+    cell: CellKind
     x: np.ndarray  # [T, B, I] or [B, T, I]
     w_ih: np.ndarray  # [G*H, I]
     w_hh: np.ndarray  # [G*H, H]
@@ -162,7 +176,18 @@ class Call:
 
 
 def prepare(
-    kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, recurrent_mask=None
+    cell: CellKind,
+    x,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    h0,
+    c0,
+    lengths,
+    reverse,
+    batch_first,
+    recurrent_mask=None,
 ) -> Call:
     reverse = flag("reverse", reverse)
     batch_first = flag("batch_first", batch_first)
@@ -172,10 +197,11 @@ def prepare(
         raise ValueError(f"x: expected 3 dimensions {layout}, got shape {_shape(x.shape)}")
     B, T, I = x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])
     w_hh = as_float_array("w_hh", w_hh, x.dtype)
-    G = GATES[kind]
+    G = cell.gates
     if w_hh.ndim != 2 or w_hh.shape[0] != G * w_hh.shape[1]:
         raise ValueError(
-            f"w_hh: expected shape (G*H, H) with G={G} gates for {kind}, got {_shape(w_hh.shape)}"
+            f"w_hh: expected shape (G*H, H) with G={G} gates for {cell.name}, "
+            f"got {_shape(w_hh.shape)}"
         )
     H = w_hh.shape[1]
     w_ih = as_float_array("w_ih", w_ih, x.dtype)
@@ -186,22 +212,22 @@ def prepare(
     c0 = optional_array("c0", c0, x.dtype, (B, H), "(B, H)")
     lengths = as_lengths(lengths, B, T)
     mask = optional_array("recurrent_mask", recurrent_mask, x.dtype, (B, H), "(B, H)")
-    _check_call_memory(kind, x.dtype.itemsize, T, B, I, H)
+    _check_call_memory(cell, x.dtype.itemsize, T, B, I, H)
     return Call(
-        kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, mask, T, B, I, H
+        cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first, mask, T, B, I, H
     )
 
 
-def _check_call_memory(kind, itemsize, T, B, I, H) -> None:
+def _check_call_memory(cell: CellKind, itemsize, T, B, I, H) -> None:
     """Refuses a call whose outputs and workspaces could not fit in memory (an upper bound of
     what forward + backward allocate: y, gates and states kept for backward, dx, packed
     weights and their gradients)."""
-    G = GATES[kind]
+    G = cell.gates
     per_step = B * (H + 2 * G * H + 3 * H + I)  # y, gates (+ their grads), state slots, dx
     weights = 3 * G * H * (I + H + 2)  # packed copy + gradients
     nbytes = itemsize * (T * per_step + weights)
     if nbytes > memory_limit():  # formats the detail only for the error (~1 us per call)
-        check_memory(kind, nbytes, f"T={T}, B={B}, I={I}, H={H}")
+        check_memory(cell.name, nbytes, f"T={T}, B={B}, I={I}, H={H}")
 
 
 def prepare_grads(call: Call, dy, dh_n, dc_n):
@@ -223,12 +249,12 @@ class CacheBase:
         self.used = False
         self._lock = threading.Lock()
 
-    def claim(self, kind_family: str) -> Call:
+    def claim(self, family: str) -> Call:
         """Marks the cache consumed; refuses a wrong cell or a second use."""
-        family = _family(self.call.kind)
-        if family != kind_family:
+        made_by = self.call.cell.family
+        if made_by != family:
             raise ValueError(
-                f"cache: expected a cache from {kind_family}_forward, got one from {family}_forward"
+                f"cache: expected a cache from {family}_forward, got one from {made_by}_forward"
             )
         with self._lock:
             if self.used:
@@ -238,10 +264,6 @@ class CacheBase:
                 )
             self.used = True
         return self.call
-
-
-def _family(kind: str) -> str:
-    return kind.split("_")[0]
 
 
 def check_cache(cache, cls, family: str) -> None:

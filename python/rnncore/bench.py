@@ -20,13 +20,15 @@ import numpy as np
 
 import rnncore
 
+from . import _cells
+
 SHAPES = {  # name: (B, T, I, H)
     "tiny": (32, 50, 1, 20),
     "medium": (64, 100, 128, 256),
     "large": (64, 100, 512, 512),
     "stream": (1, 100, 128, 256),
 }
-CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
+CELLS = {family: _cells.family_kinds(family)[0] for family in _cells.FAMILIES}  # default kinds
 MODES = ("inference", "training")
 
 
@@ -72,7 +74,7 @@ def interleaved_medians(fns: dict, budget_s: float, min_reps: int = 3) -> dict:
 
 
 def forward_flops(cell: str, B, T, I, H) -> float:
-    return 2.0 * T * B * CELLS[cell] * H * (I + H)
+    return 2.0 * T * B * CELLS[cell].gates * H * (I + H)
 
 
 def case_flops(cell, mode, shape) -> float:
@@ -89,7 +91,7 @@ def _ours(cell, mode, x, params, dy):
 
 
 def _torch_case(torch, cell, mode, x, dy, I, H):
-    module = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
+    module = getattr(torch.nn, CELLS[cell].torch_module)(I, H)
     xt, dyt = torch.tensor(x), torch.tensor(dy)
     params = [p.detach().numpy() for p in module.parameters()]
     if mode == "inference":
@@ -117,15 +119,15 @@ def _onnx_session(ort, onnx, cell, params, I, H, threads, ragged=False):
 
     from ._onnx_export import onnx_weights
 
-    kind = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[cell]
+    kind = CELLS[cell]
     inits = [numpy_helper.from_array(a[None], n)
              for a, n in zip(onnx_weights(kind, *params), ("W", "R", "B"))]  # fmt: skip
     f32 = TensorProto.FLOAT
-    states = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
-    outs = ["Y", "Y_h"] + (["Y_c"] if cell == "lstm" else [])
-    attrs = {"hidden_size": H} | ({"linear_before_reset": 1} if cell == "gru" else {})
+    states = ["initial_h"] + (["initial_c"] if kind.has_cell_state else [])
+    outs = ["Y", "Y_h"] + (["Y_c"] if kind.has_cell_state else [])
+    attrs = {"hidden_size": H} | ({"linear_before_reset": 1} if kind.family == "gru" else {})
     lens = "sequence_lens" if ragged else ""
-    node = helper.make_node({"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell],
+    node = helper.make_node(kind.onnx_op,
                             ["X", "W", "R", "B", lens, *states], outs, **attrs)  # fmt: skip
     lens_info = [helper.make_tensor_value_info(lens, TensorProto.INT32, ["B"])] if ragged else []
     graph = helper.make_graph(
@@ -142,7 +144,7 @@ def _onnx_session(ort, onnx, cell, params, I, H, threads, ragged=False):
 def _ort_case(peers, cell, x, params, I, H, threads):
     sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
     feed = {"X": x, "initial_h": np.zeros((1, x.shape[1], H), np.float32)}
-    if cell == "lstm":
+    if CELLS[cell].has_cell_state:
         feed["initial_c"] = feed["initial_h"]
     return lambda: sess.run(None, feed)
 
@@ -151,8 +153,7 @@ def _keras_case(keras, cell, mode, x, dy, H):
     """Keras's own layer (default arguments, return_sequences=True) on the same data, which
     Keras takes batch-major (B, T, I); compiled where its backend compiles (tf.function,
     jax.jit), eager on torch, as Keras's own trainer runs it."""
-    kinds = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-    layer = kinds[cell](H, return_sequences=True)
+    layer = getattr(keras.layers, CELLS[cell].keras_layer)(H, return_sequences=True)
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))
     dyb = np.ascontiguousarray(dy.transpose(1, 0, 2))
     layer.build(xb.shape)
@@ -383,7 +384,7 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
                 if "torch" in peers:
                     fns["torch"], params = _torch_case(peers["torch"], cell, mode, x, dy, I, H)
                 if params is None:
-                    G = CELLS[cell]
+                    G = CELLS[cell].gates
                     params = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
                               for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
                 if "onnxruntime" in peers and mode == "inference":
@@ -482,7 +483,7 @@ def _step_case(peers, cell, threads, budget):
     """Per-step streaming: 100 Stream.step calls vs torch's *Cell modules under no_grad and
     ONNX Runtime run with T=1 and the state fed back."""
     B, T, I, H = STEP_SHAPE
-    G = CELLS[cell]
+    G = CELLS[cell].gates
     rng = np.random.default_rng(1)
     params = [rng.uniform(-0.06, 0.06, s).astype(np.float32)
               for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
@@ -490,8 +491,7 @@ def _step_case(peers, cell, threads, budget):
     row, fns = {"cell": cell, "shape": "step", "mode": "inference"}, {}
     if "torch" in peers:
         torch = peers["torch"]
-        mod = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell]
-        m = mod(I, H)
+        m = getattr(torch.nn, CELLS[cell].torch_module + "Cell")(I, H)
         with torch.no_grad():
             for p, v in zip(m.parameters(), params):
                 p.copy_(torch.from_numpy(v))
@@ -506,7 +506,7 @@ def _step_case(peers, cell, threads, budget):
         fns["torch"] = torch_run
     if "onnxruntime" in peers:
         sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
-        names = ["initial_h"] + (["initial_c"] if cell == "lstm" else [])
+        names = ["initial_h"] + (["initial_c"] if CELLS[cell].has_cell_state else [])
 
         def ort_run():
             feed = {n: np.zeros((1, B, H), np.float32) for n in names}

@@ -32,19 +32,13 @@ def self_check(seed: int = 0) -> list[tuple[str, float, float, float]]:
 
     Returns (cell, worst float64 relative error, worst float32 relative error, kernel ms)."""
     import rnncore
-    from rnncore import reference
+    from rnncore import _cells, reference
 
     rng = np.random.default_rng(seed)
     T, B, I, H = 20, 8, 12, 32
-    cells = [
-        ("rnn_tanh", "rnn", 1, {"nonlinearity": "tanh"}),
-        ("rnn_relu", "rnn", 1, {"nonlinearity": "relu"}),
-        ("lstm", "lstm", 4, {}),
-        ("gru", "gru", 3, {"reset_after": True}),
-        ("gru_reset_before", "gru", 3, {"reset_after": False}),
-    ]
     rows = []
-    for name, family, G, kw in cells:
+    for cell in _cells.CELLS:
+        name, family, G, kw = cell.name, cell.family, cell.gates, dict(cell.options)
         x = rng.standard_normal((T, B, I))
         w = [rng.uniform(-0.3, 0.3, s) for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]
         kw = dict(kw, lengths=rng.integers(0, T + 1, B))

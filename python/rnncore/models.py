@@ -19,7 +19,10 @@ from . import layers as layers_mod
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
-from .layers import InputLayer, Layer, float_dtype
+from ._validate import float_dtype
+from ._version import __version__
+from .layers import InputLayer, Layer
+from .layers.base import as_input_shape, shape_str
 from .utils import new_generator
 
 __all__ = ["History", "Sequential", "load_model"]
@@ -95,7 +98,7 @@ class Sequential:
     def build(self, input_shape=None):
         """Create every layer's weights for samples of `input_shape` (no batch axis)."""
         if input_shape is not None:
-            self.built_input_shape = layers_mod._input_shape(input_shape)
+            self.built_input_shape = as_input_shape(input_shape)
         if self.built_input_shape is None:
             raise ValueError(
                 f"{self.name}: the input shape is unknown; start with Input(shape) or pass "
@@ -143,8 +146,7 @@ class Sequential:
             or any(w is not None and w != s for s, w in zip(x.shape[1:], want))
         ):
             raise ValueError(
-                f"x: expected input shape {layers_mod._shape_str((None,) + tuple(want))}, "
-                f"got {tuple(x.shape)}"
+                f"x: expected input shape {shape_str((None,) + tuple(want))}, got {tuple(x.shape)}"
             )
         if want is None:
             self.build(x.shape[1:])
@@ -356,8 +358,6 @@ class Sequential:
 
     def save(self, path):
         """One safetensors file: the weights (Keras layout) plus the architecture as JSON."""
-        from . import __version__
-
         tensors = {}
         for layer in self.layers:
             for j, w in enumerate(layer.get_weights()):
@@ -424,7 +424,7 @@ class Sequential:
         rows = []
         for layer in self.layers:
             shape = layer.output_shape(shape)
-            rows.append((f"{layer.name} ({type(layer).__name__})", layers_mod._shape_str(shape),
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape_str(shape),
                          f"{layer.count_params():,}"))  # fmt: skip
         w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 2
         w1 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 2

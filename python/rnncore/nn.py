@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
-from .layers import _positive_int, _rate, float_dtype
+from . import _cells, ops
+from ._validate import float_dtype, positive_int, unit_rate
 from .utils import new_generator
 
 __all__ = ["GRU", "LSTM", "RNN"]
@@ -34,15 +34,14 @@ def _to_numpy(name, value):
 
 
 class RNNBase:
-    mode = "rnn"
-    gates = 1
+    mode = "rnn"  # torch's name for the cell family; rnncore/_cells.py describes it
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype="float32", seed=None):  # fmt: skip
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
-        self.num_layers = _positive_int("num_layers", num_layers)
-        self.dropout = _rate("dropout", dropout)
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.dropout = unit_rate("dropout", dropout)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.dtype = float_dtype(dtype)
@@ -62,7 +61,7 @@ class RNNBase:
         return [k + suffix for k in kinds]
 
     def _shapes(self, layer):
-        G, H = self.gates * self.hidden_size, self.hidden_size
+        G, H = self.cell.gates * self.hidden_size, self.hidden_size
         I = self.input_size if layer == 0 else H * self.num_directions
         return [(G, I), (G, H), (G,), (G,)]
 
@@ -124,11 +123,14 @@ class RNNBase:
                 f"num_layers={self.num_layers}{extra})")  # fmt: skip
 
     # ---- cell specifics ----
-    def _kernel_kwargs(self):
-        return {}
+    @property
+    def cell(self) -> _cells.CellKind:
+        """The cell table's row this module runs (torch's GRU is reset-after)."""
+        return _cells.family_kinds(self.mode)[0]
 
     def _functions(self):
-        return ops.rnn_forward, ops.rnn_backward
+        """The kernels' (forward, backward) functions of this module's family."""
+        return getattr(ops, self.mode + "_forward"), getattr(ops, self.mode + "_backward")
 
     # ---- calling ----
     def _time_major(self, x):
@@ -179,7 +181,7 @@ class RNNBase:
                 k = layer * self.num_directions + d
                 w = [self._params[n] for n in self._names(layer, d)] + [None, None]
                 res = fwd(inp, *w[:4], *(s[k] for s in states), lengths=lengths, reverse=bool(d),
-                          training=self.training, **self._kernel_kwargs())  # fmt: skip
+                          training=self.training, **self.cell.options)  # fmt: skip
                 outs.append(res[0])
                 for f, r in zip(finals, res[1:-1]):
                     f[k] = r
@@ -211,7 +213,7 @@ class RNNBase:
         if dy.shape != want:
             raise ValueError(f"d_output: expected the output's shape {want} (time-major), "
                              f"got {dy.shape}")  # fmt: skip
-        n_states = 2 if self.mode == "lstm" else 1
+        n_states = 2 if self.cell.has_cell_state else 1
         given = (("d_h_n", d_h_n), ("d_c_n", d_c_n))[:n_states]
         d_finals = [None if g is None else self._initial(n, g, B, unbatched) for n, g in given]
         d_inits = [np.zeros((LD, B, H), self.dtype) for _ in range(n_states)]  # [L·D, B, H]
@@ -249,14 +251,16 @@ class RNN(RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)  # fmt: skip
 
-    def _kernel_kwargs(self):
-        return {"nonlinearity": self.nonlinearity}
+    @property
+    def cell(self) -> _cells.CellKind:
+        """The cell table's row this module runs."""
+        return _cells.kind_of("rnn", nonlinearity=self.nonlinearity)
 
 
 class LSTM(RNNBase):
     """torch.nn.LSTM (gates i, f, g, o); call with hx=(h0, c0), returns output, (h_n, c_n)."""
 
-    mode, gates = "lstm", 4
+    mode = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, **kwargs):  # fmt: skip
@@ -264,9 +268,6 @@ class LSTM(RNNBase):
             raise NotImplementedError("LSTM: proj_size is not supported (expected 0)")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)  # fmt: skip
-
-    def _functions(self):
-        return ops.lstm_forward, ops.lstm_backward
 
     def _split_hx(self, hx, B, unbatched):
         if hx is None:
@@ -285,10 +286,4 @@ class LSTM(RNNBase):
 class GRU(RNNBase):
     """torch.nn.GRU (gates r, z, n; the reset gate applies after the recurrent product)."""
 
-    mode, gates = "gru", 3
-
-    def _functions(self):
-        return ops.gru_forward, ops.gru_backward
-
-    def _kernel_kwargs(self):
-        return {"reset_after": True}
+    mode = "gru"

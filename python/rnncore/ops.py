@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._api import functions
+from ._api import Functional
 from ._validate import (
-    CELL_CODES,
     CacheBase,
     Call,
     check_cache,
@@ -45,52 +44,59 @@ class Cache(CacheBase):
         self.workspace = workspace
 
 
-def _forward(call: Call, training):
-    training = flag("training", training)
-    y, h_n, c_n, ws = _core.forward(
-        CELL_CODES[call.kind],
-        call.x,
-        call.w_ih,
-        call.w_hh,
-        call.b_ih,
-        call.b_hh,
-        call.h0,
-        call.c0,
-        call.lengths,
-        call.reverse,
-        call.batch_first,
-        training,
-        call.recurrent_mask,
-    )
-    return y, h_n, c_n, (Cache(call, ws) if training else None)
+class _Kernels(Functional):
+    """The functional API on the compiled kernels."""
+
+    def run_forward(self, call: Call, training: bool):
+        """Runs `rnncore._core.forward`; the cache keeps its workspace for backward."""
+        training = flag("training", training)
+        y, h_n, c_n, ws = _core.forward(
+            call.cell.code,
+            call.x,
+            call.w_ih,
+            call.w_hh,
+            call.b_ih,
+            call.b_hh,
+            call.h0,
+            call.c0,
+            call.lengths,
+            call.reverse,
+            call.batch_first,
+            training,
+            call.recurrent_mask,
+        )
+        return y, h_n, c_n, (Cache(call, ws) if training else None)
+
+    def run_backward(self, cache, family, dy, dh_n, dc_n) -> dict:
+        """Runs `rnncore._core.backward` on the cache's workspace (which it consumes)."""
+        check_cache(cache, Cache, family)
+        dy, dh_n, dc_n = prepare_grads(cache.call, dy, dh_n, dc_n)
+        call = cache.claim(family)
+        dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _core.backward(
+            call.cell.code,
+            call.x,
+            call.w_ih,
+            call.w_hh,
+            call.b_ih is not None,
+            call.b_hh is not None,
+            call.lengths,
+            call.reverse,
+            call.batch_first,
+            cache.workspace,
+            dy,
+            dh_n,
+            dc_n,
+            call.recurrent_mask,
+        )
+        cache.workspace = None  # consumed: backward overwrote it with gate gradients
+        grads = {"dx": dx, "dw_ih": dw_ih, "dw_hh": dw_hh, "db_ih": db_ih, "db_hh": db_hh,
+                 "dh0": dh0}  # fmt: skip
+        if call.cell.has_cell_state:
+            grads["dc0"] = dc0
+        return grads
 
 
-def _backward(cache, family, dy, dh_n, dc_n) -> dict:
-    check_cache(cache, Cache, family)
-    dy, dh_n, dc_n = prepare_grads(cache.call, dy, dh_n, dc_n)
-    call = cache.claim(family)
-    dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _core.backward(
-        CELL_CODES[call.kind],
-        call.x,
-        call.w_ih,
-        call.w_hh,
-        call.b_ih is not None,
-        call.b_hh is not None,
-        call.lengths,
-        call.reverse,
-        call.batch_first,
-        cache.workspace,
-        dy,
-        dh_n,
-        dc_n,
-        call.recurrent_mask,
-    )
-    cache.workspace = None  # consumed: backward overwrote it with gate gradients
-    grads = {"dx": dx, "dw_ih": dw_ih, "dw_hh": dw_hh, "db_ih": db_ih, "db_hh": db_hh, "dh0": dh0}
-    if family == "lstm":
-        grads["dc0"] = dc0
-    return grads
-
-
-(lstm, lstm_forward, lstm_backward, gru, gru_forward, gru_backward, rnn, rnn_forward,
- rnn_backward) = functions(_forward, _backward)  # fmt: skip
+_KERNELS = _Kernels()
+lstm, lstm_forward, lstm_backward = _KERNELS.lstm, _KERNELS.lstm_forward, _KERNELS.lstm_backward
+gru, gru_forward, gru_backward = _KERNELS.gru, _KERNELS.gru_forward, _KERNELS.gru_backward
+rnn, rnn_forward, rnn_backward = _KERNELS.rnn, _KERNELS.rnn_forward, _KERNELS.rnn_backward

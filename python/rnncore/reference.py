@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._api import functions
+from ._api import Functional
 from ._validate import (
     CacheBase,
     Call,
@@ -51,7 +51,7 @@ def _bias(b, n, dtype):
 def _cell_forward(call: Call, x, h, c, mask):
     """One step for a set of rows (mask: their recurrent_mask rows or None): returns
     (h_new, c_new, saved values for backward)."""
-    H, kind = call.H, call.kind
+    H, kind = call.H, call.cell.name
     hm = h if mask is None else h * mask  # what W_hh multiplies
     xg = x @ call.w_ih.T + _bias(call.b_ih, call.w_ih.shape[0], x.dtype)
     b_hh = _bias(call.b_hh, call.w_hh.shape[0], x.dtype)
@@ -85,7 +85,7 @@ def _cell_forward(call: Call, x, h, c, mask):
 def _cell_backward(call: Call, st: dict, dh, dc):
     """Gradients of one step. Returns (dxg, dW_hh, dbh, dh_prev, dc_prev), where dxg is the
     gradient of the input projection x·W_ihᵀ + b_ih and dbh the gradient of b_hh."""
-    H, kind, w_hh = call.H, call.kind, call.w_hh
+    H, kind, w_hh = call.H, call.cell.name, call.w_hh
     h_prev, hm = st["h_prev"], st["hm"]
     m = 1 if st["mask"] is None else st["mask"]
     if kind in ("rnn_tanh", "rnn_relu"):
@@ -152,7 +152,7 @@ def _forward(call: Call, training):
         h[r] = h_new
         if c_new is not None:
             c[r] = c_new
-    c_n = c if call.kind == "lstm" else None
+    c_n = c if call.cell.has_cell_state else None
     cache = Cache(call, steps) if training else None
     return _time_major(y, call.batch_first).copy(), h, c_n, cache
 
@@ -189,10 +189,28 @@ def _backward(cache, family, dy, dh_n, dc_n) -> dict:
         grads["db_ih"] = None
     if call.b_hh is None:
         grads["db_hh"] = None
-    if family == "lstm":
+    if call.cell.has_cell_state:
         grads["dc0"] = dc_carry
     return grads
 
 
-(lstm, lstm_forward, lstm_backward, gru, gru_forward, gru_backward, rnn, rnn_forward,
- rnn_backward) = functions(_forward, _backward)  # fmt: skip
+class _Reference(Functional):
+    """The functional API in NumPy: a loop over steps, the whole batch at once."""
+
+    def run_forward(self, call: Call, training: bool):
+        """The reference forward; its cache keeps every step's values."""
+        return _forward(call, training)
+
+    def run_backward(self, cache, family, dy, dh_n, dc_n) -> dict:
+        """The reference backward over the cached steps."""
+        return _backward(cache, family, dy, dh_n, dc_n)
+
+
+_REFERENCE = _Reference()
+lstm, lstm_forward, lstm_backward = (
+    _REFERENCE.lstm,
+    _REFERENCE.lstm_forward,
+    _REFERENCE.lstm_backward,
+)
+gru, gru_forward, gru_backward = _REFERENCE.gru, _REFERENCE.gru_forward, _REFERENCE.gru_backward
+rnn, rnn_forward, rnn_backward = _REFERENCE.rnn, _REFERENCE.rnn_forward, _REFERENCE.rnn_backward

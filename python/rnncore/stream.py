@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from ._validate import check_memory
-from .layers import _positive_int
+from . import _cells, _core
+from ._validate import check_memory, positive_int
 
 __all__ = ["Stream"]
-
-_CELLS = {"lstm": 4, "gru": 3, "rnn": 1}  # name -> gate count
-
-
-def _cell_code(cell, reset_after, nonlinearity):
-    if cell not in _CELLS:
-        raise ValueError(f"cell: expected 'lstm', 'gru' or 'rnn', got {cell!r}")
-    if cell == "rnn":
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        return 0 if nonlinearity == "tanh" else 1
-    if cell == "gru":
-        return 3 if reset_after else 4
-    return 2
 
 
 def _weight(name, w, dtype, shape):
@@ -50,7 +35,7 @@ class Stream:
 
     def __init__(self, cell, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_size=1,
                  reset_after=True, nonlinearity="tanh"):  # fmt: skip
-        code = _cell_code(cell, reset_after, nonlinearity)
+        kind = _cells.kind_of(cell, reset_after=reset_after, nonlinearity=nonlinearity)
         for name, w in (("w_ih", w_ih), ("w_hh", w_hh)):
             if not isinstance(w, np.ndarray):
                 raise TypeError(f"{name}: expected a numpy array, got {type(w).__name__}")
@@ -58,10 +43,10 @@ class Stream:
                 raise ValueError(f"{name}: expected 2 dimensions, got shape {w.shape}")
         if w_ih.dtype not in (np.float32, np.float64):
             raise TypeError(f"w_ih: expected dtype float32 or float64, got {w_ih.dtype}")
-        G = _CELLS[cell]  # gate count
+        G = kind.gates
         H = w_hh.shape[1]
         self.cell, self.dtype = cell, w_ih.dtype
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.batch_size = positive_int("batch_size", batch_size)
         self.input_size, self.hidden_size = w_ih.shape[1], H
         state_elems = self.batch_size * (2 * H + G * H + self.input_size)  # h, c, gates, x
         check_memory("Stream", self.dtype.itemsize * state_elems, f"batch_size={batch_size}")
@@ -72,7 +57,7 @@ class Stream:
             _weight("b_hh", b_hh, self.dtype, (G * H,)),
         ]
         core = _core.Stream64 if self.dtype == np.float64 else _core.Stream32
-        self._core = core(code, *args, self.batch_size)
+        self._core = core(kind.code, *args, self.batch_size)
         self._h = self._core.state(0)  # [B, H] live view of the C++ state
         self._c = self._core.state(1)  # [B, H] or None
 

@@ -18,6 +18,9 @@ enum class Cell : int {
   Gru = 3,             // reset_after=True (PyTorch / cuDNN / Keras default)
   GruResetBefore = 4,  // reset_after=False (Keras option, ONNX default)
 };
+// The number of cell kinds (codes 0 .. kCellCount-1). Python's cell table
+// (python/rnncore/_cells.py) describes each one for every other module.
+constexpr int kCellCount = 5;
 
 inline int64_t gate_count(Cell cell) {
   switch (cell) {

@@ -1,0 +1,37 @@
+"""Keras-style layers on NumPy arrays; the recurrent ones run on the fused kernels.
+
+The modules: `base` (the layer protocol, Input, the registry), `recurrent` (SimpleRNN, LSTM,
+GRU, LayerNormSimpleRNN), `wrappers` (Bidirectional, TimeDistributed), `core` (Dense, Dropout,
+Flatten, Embedding, Masking), `convolution` (Conv1D), `normalization` (LayerNormalization).
+"""
+
+from __future__ import annotations
+
+from .base import LAYER_CLASSES, Input, InputLayer, Layer, deserialize, serialize
+from .convolution import Conv1D
+from .core import Dense, Dropout, Embedding, Flatten, Masking
+from .normalization import LayerNormalization
+from .recurrent import GRU, LSTM, LayerNormSimpleRNN, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
+
+__all__ = [
+    "LAYER_CLASSES",
+    "deserialize",
+    "serialize",
+    "GRU",
+    "LSTM",
+    "Bidirectional",
+    "Conv1D",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "LayerNormSimpleRNN",
+    "LayerNormalization",
+    "Masking",
+    "SimpleRNN",
+    "TimeDistributed",
+]

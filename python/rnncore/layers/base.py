@@ -1,0 +1,273 @@
+"""The layer protocol every layer follows, the model's input, and the layer registry.
+
+A layer has a small protocol, which models chain:
+  build(input_shape)                      creates `params` (shapes include the batch axis as None)
+  forward(x, mask, training) -> (y, ctx)  ctx holds what backward needs (None when not training)
+  backward(ctx, dy, grads) -> dx          adds d(loss)/d(param) into grads[(layer, name)]
+  compute_mask(x, mask) -> mask           the (batch, time) boolean mask passed downstream
+A layer is also callable on arrays like a Keras layer: `y = layer(x)` builds it on first use.
+Every public subclass is registered by its class name (`LAYER_CLASSES`), which is how saved
+architectures find their classes again.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+
+import numpy as np
+
+from .._validate import check_memory, float_dtype
+
+_name_lock = threading.Lock()
+_name_counts: Counter = Counter()
+
+LAYER_CLASSES: dict[str, type] = {}
+"""Layer classes by name, for deserialization: rnncore's own and every public subclass."""
+
+
+def _auto_name(cls_name: str) -> str:
+    base = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", cls_name).lower()  # as Keras: Conv1D -> conv1d
+    with _name_lock:
+        n = _name_counts[base]
+        _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+def add_grad(grads, key, g):
+    if key in grads:
+        grads[key] = grads[key] + g
+    else:
+        grads[key] = g
+
+
+class Layer:
+    """Base class: naming, lazy building, calling on arrays, weights and config."""
+
+    min_ndim = 2  # input rank (with the batch axis) this layer accepts
+    supports_masking = False  # passes an incoming mask through unchanged
+
+    def __init_subclass__(cls, **kwargs):
+        """Registers every public subclass by name, so saved architectures find it again.
+
+        A class may replace an earlier one of its name (a notebook cell run twice), except
+        rnncore's own classes, which keep their names.
+        """
+        super().__init_subclass__(**kwargs)
+        if cls.__name__.startswith("_"):
+            return
+        known = LAYER_CLASSES.get(cls.__name__)
+        if known is None or not known.__module__.startswith("rnncore."):
+            LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(self, *, name=None, input_shape=None, dtype=None, trainable=True):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected a str, got {type(name).__name__}")
+        self.name = name or _auto_name(type(self).__name__)
+        self.input_shape = None if input_shape is None else as_input_shape(input_shape)
+        self.dtype = None if dtype is None else float_dtype(dtype)
+        self.trainable = bool(trainable)
+        self.params: dict[str, np.ndarray] = {}
+        self.built = False
+        self.built_shape = None  # input shape (batch axis None) the weights were made for
+        self._build_lock = threading.Lock()
+
+    # ---- hooks for subclasses ----
+    def build(self, input_shape):
+        pass
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+    def forward(self, x, mask, training):
+        raise NotImplementedError
+
+    def backward(self, ctx, dy, grads):
+        raise NotImplementedError
+
+    def compute_mask(self, x, mask):
+        return mask if self.supports_masking else None
+
+    def check_input(self, shape):
+        """Raise a clear ValueError when an input of `shape` (batch first) does not fit."""
+        if len(shape) < self.min_ndim:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': expected input of rank >= "
+                f"{self.min_ndim} (batch first), got shape {shape_str(shape)}"
+            )
+        if self.built_shape is not None:
+            want = self.built_shape
+            ok = len(shape) == len(want) and all(
+                w is None or s is None or w == s for s, w in zip(shape[1:], want[1:])
+            )
+            if not ok:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': expected input shape "
+                    f"{shape_str(want)}, got {shape_str(shape)}"
+                )
+
+    # ---- building and calling ----
+    @property
+    def compute_dtype(self) -> np.dtype:
+        return self.dtype or np.dtype(np.float32)
+
+    def ensure_built(self, input_shape):
+        input_shape = tuple(input_shape)
+        self.check_input(input_shape)
+        if self.built:
+            return
+        with self._build_lock:
+            if not self.built:
+                self.build(input_shape)
+                self.built_shape = (None,) + tuple(
+                    None if i == 0 and len(input_shape) > 2 and self.variable_time else s
+                    for i, s in enumerate(input_shape[1:])
+                )
+                self.built = True
+
+    variable_time = True  # the time axis (axis 1 of a 3-D input) may change between calls
+
+    def _check_weight_memory(self, *shapes):
+        """MemoryError, before trying, for weights that could not fit in memory (initializers
+        work in float64 and make a temporary or two)."""
+        n = sum(int(np.prod(shape, dtype=object)) for shape in shapes)
+        check_memory(self.name, 3 * 8 * n, f"weights of shapes {', '.join(map(str, shapes))}")
+
+    def _make(self, name, shape, initializer, rng):
+        self._check_weight_memory(tuple(shape))
+        self.params[name] = np.asarray(initializer(tuple(shape), rng), dtype=self.compute_dtype)
+
+    def __call__(self, x, training=False, mask=None):
+        x = self.cast_input(x)
+        self.ensure_built(x.shape)
+        y, _ = self.forward(x, mask, bool(training))
+        return y
+
+    def cast_input(self, x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: expected a numeric array, got dtype {x.dtype}")
+        return x.astype(self.compute_dtype, copy=False)
+
+    # ---- weights ----
+    def sublayers(self):
+        return []
+
+    def count_params(self) -> int:
+        return int(sum(p.size for p in self.params.values())) + sum(
+            s.count_params() for s in self.sublayers()
+        )
+
+    def get_weights(self):
+        """Weights in Keras's layout and order."""
+        return [p.copy() for p in self.params.values()]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        mine = self.get_weights()
+        if len(weights) != len(mine):
+            raise ValueError(f"{self.name}: expected {len(mine)} weight arrays, got {len(weights)}")
+        for i, (w, cur) in enumerate(zip(weights, mine)):
+            w = np.asarray(w)
+            if w.shape != cur.shape:
+                raise ValueError(
+                    f"{self.name}: weight {i} expected shape {cur.shape}, got {w.shape}"
+                )
+        self._assign(weights)
+
+    def _assign(self, weights):
+        for p, w in zip(self.params.values(), weights):
+            np.copyto(p, np.asarray(w, dtype=p.dtype))
+
+    def reset_states(self):
+        for s in self.sublayers():
+            s.reset_states()
+
+    # ---- config ----
+    config_keys: tuple = ()
+
+    def get_config(self) -> dict:
+        cfg = {"name": self.name, "trainable": self.trainable}
+        if self.dtype is not None:
+            cfg["dtype"] = self.dtype.name
+        if self.input_shape is not None:
+            cfg["input_shape"] = list(self.input_shape)
+        for k in self.config_keys:
+            cfg[k] = getattr(self, k)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def as_input_shape(shape):
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"input_shape: expected a tuple, got {shape!r}") from None
+    for s in shape:
+        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0):
+            raise ValueError(f"input_shape: expected ints or None, got {shape!r}")
+    return tuple(None if s is None else int(s) for s in shape)
+
+
+class InputLayer(Layer):
+    """The model's input: fixes the per-sample shape (and dtype) before any data is seen."""
+
+    min_ndim = 1
+    supports_masking = True
+
+    def __init__(self, shape, dtype=None, name=None):
+        super().__init__(name=name, input_shape=shape)
+        self.input_dtype = None if dtype is None else np.dtype(dtype)
+
+    def forward(self, x, mask, training):
+        return x, None
+
+    def backward(self, ctx, dy, grads):
+        return dy
+
+    def get_config(self):
+        cfg = {"name": self.name, "shape": list(self.input_shape)}
+        if self.input_dtype is not None:
+            cfg["dtype"] = self.input_dtype.name
+        return cfg
+
+
+def Input(shape, dtype=None, name=None) -> InputLayer:
+    """Keras's `Input(shape)`: the per-sample shape, e.g. (timesteps, features); None = any."""
+    return InputLayer(shape, dtype=dtype, name=name)
+
+
+def serialize(layer: Layer) -> dict:
+    """`{"class_name", "config"}` of a layer, as saved model files hold it."""
+    cfg = layer.get_config()
+    for k, v in cfg.items():
+        if callable(v):
+            raise ValueError(f"{layer.name}: cannot save {k}={v!r}; use a string name")
+    return {"class_name": type(layer).__name__, "config": cfg}
+
+
+def deserialize(spec) -> Layer:
+    """The layer a `serialize` dict describes; ValueError for an unknown or malformed spec."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"layer spec: expected {{'class_name', 'config'}}, got {spec!r:.200}")
+    cls = LAYER_CLASSES.get(spec.get("class_name"))
+    if cls is None:
+        raise ValueError(f"layer spec: unknown layer class {spec.get('class_name')!r}")
+    try:
+        if cls is InputLayer:
+            cfg = dict(spec["config"])
+            return InputLayer(tuple(cfg.pop("shape")), **cfg)
+        return cls.from_config(spec["config"])
+    except TypeError as e:
+        raise ValueError(f"layer spec for {cls.__name__}: {e}") from None

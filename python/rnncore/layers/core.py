@@ -1,0 +1,197 @@
+"""Feed-forward layers: Dense, Dropout, Flatten, Embedding, Masking."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations, initializers
+from .._validate import positive_int, unit_rate
+from ..utils import new_generator
+from .base import Layer, add_grad
+
+
+class Dense(Layer):
+    """y = activation(x · kernel + bias) over the last axis."""
+
+    supports_masking = True
+    config_keys = ("units", "activation", "use_bias", "kernel_initializer", "bias_initializer")
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = positive_int("units", units)
+        self.activation = activations.get(activation).name
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer, "kernel_initializer")
+        initializers.get(bias_initializer, "bias_initializer")
+        self._rng = new_generator(seed)
+        self._act = activations.get(self.activation)
+
+    def build(self, input_shape):
+        init = initializers.get(self.kernel_initializer, "kernel_initializer")
+        self._make("kernel", (input_shape[-1], self.units), init, self._rng)
+        if self.use_bias:
+            binit = initializers.get(self.bias_initializer, "bias_initializer")
+            self._make("bias", (self.units,), binit, self._rng)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, mask, training):
+        a = x @ self.params["kernel"]
+        if self.use_bias:
+            a = a + self.params["bias"]
+        y = self._act(a)
+        return y, ((x, a, y) if training else None)
+
+    def backward(self, ctx, dy, grads):
+        x, a, y = ctx
+        da = self._act.backward(a, y, dy)
+        x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, da.shape[-1])
+        add_grad(grads, (self, "kernel"), x2.T @ da2)
+        if self.use_bias:
+            add_grad(grads, (self, "bias"), da2.sum(axis=0))
+        return da @ self.params["kernel"].T
+
+
+class Dropout(Layer):
+    """Zeroes a fraction `rate` of inputs while training (scaled by 1/(1-rate))."""
+
+    min_ndim = 1
+    supports_masking = True
+    config_keys = ("rate", "noise_shape", "seed")
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = unit_rate("rate", rate)
+        self.noise_shape = None if noise_shape is None else list(noise_shape)
+        self.seed = seed
+        self._rng = new_generator(seed)
+
+    def forward(self, x, mask, training):
+        if not training or self.rate == 0:
+            return x, None
+        shape = x.shape
+        if self.noise_shape is not None:
+            shape = tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
+        keep = (self._rng.random(shape) >= self.rate) / (1.0 - self.rate)
+        keep = keep.astype(x.dtype)
+        return x * keep, keep
+
+    def backward(self, ctx, dy, grads):
+        return dy if ctx is None else dy * ctx
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1·d2·...)."""
+
+    variable_time = False
+
+    def output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else int(np.prod(rest)))
+
+    def forward(self, x, mask, training):
+        return x.reshape(x.shape[0], -1), (x.shape if training else None)
+
+    def backward(self, ctx, dy, grads):
+        return dy.reshape(ctx)
+
+
+class Embedding(Layer):
+    """Integer ids (batch, time) -> vectors (batch, time, output_dim); mask_zero masks id 0."""
+
+    min_ndim = 1
+    config_keys = ("input_dim", "output_dim", "embeddings_initializer", "mask_zero")
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        mask_zero=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.input_dim = positive_int("input_dim", input_dim)
+        self.output_dim = positive_int("output_dim", output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        initializers.get(embeddings_initializer, "embeddings_initializer")
+        self.mask_zero = bool(mask_zero)
+        self._rng = new_generator(seed)
+
+    def cast_input(self, x):
+        return _as_ids(self.name, x, self.input_dim)
+
+    def check_input(self, shape):  # any rank and length: ids are looked up one by one
+        if len(shape) < 1:
+            raise ValueError(f"Embedding '{self.name}': expected ids of rank >= 1, got a scalar")
+
+    def build(self, input_shape):
+        init = initializers.get(self.embeddings_initializer, "embeddings_initializer")
+        self._make("embeddings", (self.input_dim, self.output_dim), init, self._rng)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, x, mask):
+        return (x != 0) if self.mask_zero else None
+
+    def forward(self, x, mask, training):
+        x = _as_ids(self.name, x, self.input_dim)
+        return self.params["embeddings"][x], (x if training else None)
+
+    def backward(self, ctx, dy, grads):
+        dw = np.zeros_like(self.params["embeddings"])
+        np.add.at(dw, ctx.ravel(), dy.reshape(-1, self.output_dim))
+        add_grad(grads, (self, "embeddings"), dw)
+        return None  # integer inputs have no gradient
+
+
+def _as_ids(name, x, input_dim):
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+            raise TypeError(f"{name}: expected integer token ids, got non-integer floats")
+    elif x.dtype.kind not in "iub":
+        raise TypeError(f"{name}: expected integer token ids, got dtype {x.dtype}")
+    ids = x.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= input_dim):
+        raise ValueError(
+            f"{name}: token ids must be in [0, input_dim={input_dim}), got range "
+            f"[{ids.min()}, {ids.max()}]"
+        )
+    return ids
+
+
+class Masking(Layer):
+    """Masks time steps whose features all equal mask_value (and zeroes them)."""
+
+    min_ndim = 3
+    supports_masking = True
+    config_keys = ("mask_value",)
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, x, mask):
+        return np.any(x != self.mask_value, axis=-1)
+
+    def forward(self, x, mask, training):
+        keep = np.any(x != self.mask_value, axis=-1, keepdims=True)
+        return x * keep, (keep if training else None)
+
+    def backward(self, ctx, dy, grads):
+        return dy * ctx

@@ -1,0 +1,64 @@
+"""LayerNormalization, and the normalisation arithmetic LayerNormSimpleRNN shares."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers
+from .base import Layer, add_grad
+
+
+def _epsilon(value) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not ok or not 0 < value < float("inf"):
+        raise ValueError(f"epsilon: expected a positive float, got {value!r}")
+    return float(value)
+
+
+class LayerNormalization(Layer):
+    """Normalises the last axis: gamma · (x − mean) / sqrt(var + epsilon) + beta."""
+
+    supports_masking = True
+    config_keys = ("epsilon", "center", "scale")
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
+        if axis not in (-1,):
+            raise NotImplementedError(f"LayerNormalization: axis must be -1, got {axis!r}")
+        super().__init__(**kwargs)
+        self.epsilon, self.center, self.scale = _epsilon(epsilon), bool(center), bool(scale)
+
+    def build(self, input_shape):
+        if self.scale:
+            self._make("gamma", (input_shape[-1],), initializers.ones, None)
+        if self.center:
+            self._make("beta", (input_shape[-1],), initializers.zeros, None)
+
+    def forward(self, x, mask, training):
+        xhat, inv = _normalize(x, self.epsilon)
+        y = xhat * self.params["gamma"] if self.scale else xhat
+        if self.center:
+            y = y + self.params["beta"]
+        return y, ((xhat, inv) if training else None)
+
+    def backward(self, ctx, dy, grads):
+        xhat, inv = ctx
+        flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
+        if self.center:
+            add_grad(grads, (self, "beta"), flat(dy).sum(axis=0))
+        if self.scale:
+            add_grad(grads, (self, "gamma"), flat(dy * xhat).sum(axis=0))
+            dy = dy * self.params["gamma"]
+        return _normalize_backward(dy, xhat, inv)
+
+
+def _normalize(x, epsilon):
+    """(xhat, inv): x standardised over its last axis, and 1/sqrt(var + epsilon)."""
+    inv = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + epsilon)
+    return (x - x.mean(axis=-1, keepdims=True)) * inv, inv
+
+
+def _normalize_backward(dxhat, xhat, inv):
+    """d(loss)/dx from d(loss)/d(xhat) for xhat, inv = _normalize(x)."""
+    mean_d = dxhat.mean(axis=-1, keepdims=True)
+    mean_d_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)
+    return inv * (dxhat - mean_d - xhat * mean_d_xhat)

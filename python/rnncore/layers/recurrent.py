@@ -1,0 +1,495 @@
+"""Recurrent layers: SimpleRNN, LSTM and GRU on the fused kernels, and LayerNormSimpleRNN.
+
+Weights live in PyTorch's layout (w_ih (G·H, I), gates i,f,g,o / r,z,n); get_weights() and
+set_weights() speak Keras's layout (kernel (I, G·H), gates i,f,c,o / z,r,h). The gate orders
+come from the cell table (rnncore/_cells.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _cells, activations, initializers, ops
+from .._validate import positive_int, unit_rate
+from ..utils import new_generator
+from .base import Layer, add_grad
+from .normalization import _epsilon, _normalize, _normalize_backward
+
+
+class _MaskPlan:
+    """How a (batch, time) mask maps onto the kernels' right-padded `lengths`.
+
+    Keras skips masked steps (the state carries over) wherever they are, so each row's real
+    steps are gathered to the front in processing order, run with lengths, and the outputs
+    scattered back: a masked position shows the last real output before it (or zeros).
+    """
+
+    def __init__(self, mask, go_backwards, zero_output):
+        ms = mask[:, ::-1] if go_backwards else mask  # [B, T] in processing order
+        B, T = ms.shape
+        self.lengths = ms.sum(axis=1).astype(np.int64)  # [B]
+        self.order = np.argsort(~ms, axis=1, kind="stable")  # [B, T] real steps first
+        shown = np.cumsum(ms, axis=1) - 1  # [B, T] compact step shown at each position
+        self.valid = (shown >= 0) & (ms if zero_output else True)  # [B, T]
+        self.flat = (np.arange(B)[:, None] * T + np.maximum(shown, 0)).ravel()  # [B*T]
+        self.go_backwards = go_backwards
+
+    def gather_inputs(self, x):  # x [B, T, I] -> compact [B, T, I]
+        xs = x[:, ::-1] if self.go_backwards else x
+        return np.take_along_axis(xs, self.order[:, :, None], axis=1)
+
+    def scatter_outputs(self, yc):  # compact [B, T, H] -> processing order [B, T, H]
+        B, T, H = yc.shape
+        return yc.reshape(B * T, H)[self.flat].reshape(B, T, H) * self.valid[:, :, None]
+
+    def outputs_grad(self, dseq):  # d(processing-order outputs) -> d(compact outputs)
+        B, T, H = dseq.shape
+        dyc = np.zeros((B * T, H), dseq.dtype)
+        keep = self.valid.ravel()
+        np.add.at(dyc, self.flat[keep], dseq.reshape(B * T, H)[keep])
+        return dyc.reshape(B, T, H)
+
+    def inputs_grad(self, dxc):  # d(compact inputs) -> d(x)
+        dxs = np.zeros_like(dxc)
+        np.put_along_axis(dxs, self.order[:, :, None], dxc, axis=1)
+        return dxs[:, ::-1] if self.go_backwards else dxs
+
+
+class _Recurrent(Layer):
+    """Shared by SimpleRNN, LSTM and GRU: arguments, weights, masks, dropout, state."""
+
+    min_ndim = 3
+    family = "rnn"  # the cell table's family (rnncore/_cells.py) this layer runs
+    config_keys = (
+        "units",
+        "activation",
+        "recurrent_activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "dropout",
+        "recurrent_dropout",
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "stateful",
+        "zero_output_for_mask",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        zero_output_for_mask=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = positive_int("units", units)
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self._check_activations()
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        for arg in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+            initializers.get(getattr(self, arg), arg)
+        self.dropout = unit_rate("dropout", dropout)
+        self.recurrent_dropout = unit_rate("recurrent_dropout", recurrent_dropout)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.seed = seed
+        self._rng = new_generator(seed)
+        self.states = None  # stateful: (h, c) carried between calls
+
+    def _check_activations(self):
+        if self.activation != "tanh":
+            raise NotImplementedError(
+                f"{type(self).__name__}: activation must be 'tanh', got {self.activation!r}"
+            )
+        if self.recurrent_activation != "sigmoid":
+            raise NotImplementedError(
+                f"{type(self).__name__}: recurrent_activation must be 'sigmoid' (the fused "
+                f"kernels' gate activation), got {self.recurrent_activation!r}"
+            )
+
+    # ---- cell specifics: the cell table's row for this layer ----
+    def _cell_options(self) -> dict:
+        """Family keyword values selecting this layer's cell kind (reset_after, ...)."""
+        return {}
+
+    @property
+    def cell(self) -> _cells.CellKind:
+        """This layer's row of the cell table: gate count, orders, kernel code."""
+        return _cells.kind_of(self.family, **self._cell_options())
+
+    @property
+    def gates(self) -> int:
+        """Gate blocks per weight matrix (1, 3 or 4)."""
+        return self.cell.gates
+
+    @property
+    def has_cell_state(self) -> bool:
+        """Whether the layer carries a cell state c beside h (LSTM)."""
+        return self.cell.has_cell_state
+
+    def _functions(self):
+        """The kernels' (forward, backward) functions of this layer's family."""
+        return getattr(ops, self.family + "_forward"), getattr(ops, self.family + "_backward")
+
+    def _has_b_hh(self):
+        return False
+
+    # ---- weights ----
+    def build(self, input_shape):
+        I, H, GH = input_shape[-1], self.units, self.gates * self.units
+        if I is None:
+            raise ValueError(f"{self.name}: the feature axis of the input must be known")
+        self._check_weight_memory((I, GH), (H, GH))
+        rng = self._rng
+        kernel = initializers.get(self.kernel_initializer, "kernel_initializer")((I, GH), rng)
+        rec = initializers.get(self.recurrent_initializer, "recurrent_initializer")((H, GH), rng)
+        self.params["w_ih"] = self._from_keras_cols(kernel).T.astype(self.compute_dtype).copy()
+        self.params["w_hh"] = self._from_keras_cols(rec).T.astype(self.compute_dtype).copy()
+        if self.use_bias:
+            bias_init = initializers.get(self.bias_initializer, "bias_initializer")
+            for name in ("b_ih", "b_hh") if self._has_b_hh() else ("b_ih",):
+                self.params[name] = np.asarray(bias_init((GH,), rng), self.compute_dtype)
+            self._init_bias()
+
+    def _init_bias(self):
+        pass
+
+    def _from_keras_cols(self, a):  # [..., G*H] in Keras gate order -> PyTorch order
+        H = self.units
+        blocks = [a[..., q * H : (q + 1) * H] for q in self.cell.keras_order]  # self-inverse
+        return np.concatenate(blocks, axis=-1)
+
+    def get_weights(self):
+        p = self.params
+        out = [self._from_keras_cols(p["w_ih"].T), self._from_keras_cols(p["w_hh"].T)]
+        if self.use_bias:
+            biases = [self._from_keras_cols(p["b_ih"])]
+            if self._has_b_hh():
+                biases.append(self._from_keras_cols(p["b_hh"]))
+                out.append(np.stack(biases))
+            else:
+                out.append(biases[0])
+        return [w.copy() for w in out]
+
+    def _assign(self, weights):
+        p = self.params
+        np.copyto(p["w_ih"], self._from_keras_cols(np.asarray(weights[0])).T, casting="unsafe")
+        np.copyto(p["w_hh"], self._from_keras_cols(np.asarray(weights[1])).T, casting="unsafe")
+        if self.use_bias:
+            bias = np.asarray(weights[2])
+            if self._has_b_hh():
+                np.copyto(p["b_ih"], self._from_keras_cols(bias[0]), casting="unsafe")
+                np.copyto(p["b_hh"], self._from_keras_cols(bias[1]), casting="unsafe")
+            else:
+                np.copyto(p["b_ih"], self._from_keras_cols(bias), casting="unsafe")
+
+    def output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        return (B, T, self.units) if self.return_sequences else (B, self.units)
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    def reset_states(self):
+        self.states = None
+
+    # ---- forward / backward ----
+    def _initial_state(self, B, initial_state):
+        n_states = 2 if self.has_cell_state else 1
+        if initial_state is not None:
+            states = (
+                list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            )
+            if len(states) != n_states:
+                raise ValueError(
+                    f"{self.name}: initial_state expected {n_states} arrays, got {len(states)}"
+                )
+            out = []
+            for i, s in enumerate(states):
+                s = np.ascontiguousarray(s, dtype=self.compute_dtype)
+                if s.shape != (B, self.units):
+                    raise ValueError(
+                        f"{self.name}: initial_state[{i}] expected shape (batch, units) = "
+                        f"{(B, self.units)}, got {s.shape}"
+                    )
+                out.append(s)
+            return out
+        if self.stateful and self.states is not None:
+            if self.states[0].shape[0] != B:
+                raise ValueError(
+                    f"{self.name}: stateful layer expected batch size {self.states[0].shape[0]} "
+                    f"(call reset_states() to change it), got {B}"
+                )
+            return list(self.states)
+        return [None] * n_states
+
+    def _dropout_mask(self, rate, shape):
+        keep = self._rng.random(shape) >= rate
+        return (keep / (1.0 - rate)).astype(self.compute_dtype)
+
+    def forward(self, x, mask, training, initial_state=None):
+        B, T, _ = x.shape
+        _require_steps(self.name, T)
+        states = self._initial_state(B, initial_state)
+        in_mask = None
+        if training and self.dropout > 0:  # one input mask per sequence (variational)
+            in_mask = self._dropout_mask(self.dropout, (B, x.shape[2]))
+            x = x * in_mask[:, None, :]
+        recurrent_mask = None
+        if training and self.recurrent_dropout > 0:
+            recurrent_mask = self._dropout_mask(self.recurrent_dropout, (B, self.units))
+        plan = None
+        if mask is not None:
+            mask = _check_mask(self.name, mask, B, T)
+            if not mask.all():
+                plan = _MaskPlan(mask, self.go_backwards, self.zero_output_for_mask)
+        fwd, _ = self._functions()
+        p = self.params
+        kw = dict(self.cell.options, batch_first=True, training=training)
+        if recurrent_mask is not None:
+            kw["recurrent_mask"] = recurrent_mask
+        if plan is None:
+            outs = fwd(x, p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"), *states,
+                       reverse=self.go_backwards, **kw)  # fmt: skip
+            seq = outs[0][:, ::-1] if self.go_backwards else outs[0]  # processing order
+        else:
+            outs = fwd(plan.gather_inputs(x), p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"),
+                       *states, lengths=plan.lengths, **kw)  # fmt: skip
+            seq = plan.scatter_outputs(outs[0])
+        final = list(outs[1:-1])  # h_n (, c_n)
+        if self.stateful:
+            self.states = tuple(s.copy() for s in final)
+        y = seq if self.return_sequences else seq[:, -1]
+        if self.return_state:
+            y = [y, *final]
+        ctx = (outs[-1], plan, in_mask, seq.shape) if training else None
+        return y, ctx
+
+    def backward(self, ctx, dy, grads):
+        cache, plan, in_mask, seq_shape = ctx
+        dstates = [None] * (2 if self.has_cell_state else 1)
+        if self.return_state:
+            dy, dstates = dy[0], list(dy[1:])
+        if self.return_sequences:
+            dseq = dy
+        else:
+            dseq = np.zeros(seq_shape, dy.dtype)
+            dseq[:, -1] = dy
+        _, bwd = self._functions()
+        if plan is None:
+            g = bwd(cache, dseq[:, ::-1] if self.go_backwards else dseq, *dstates)
+            dx = g["dx"]
+        else:
+            g = bwd(cache, plan.outputs_grad(dseq), *dstates)
+            dx = plan.inputs_grad(g["dx"])
+        for name, key in (
+            ("w_ih", "dw_ih"),
+            ("w_hh", "dw_hh"),
+            ("b_ih", "db_ih"),
+            ("b_hh", "db_hh"),
+        ):
+            if name in self.params:
+                add_grad(grads, (self, name), g[key])
+        self.last_state_grads = [g["dh0"], g.get("dc0")]
+        return dx * in_mask[:, None, :] if in_mask is not None else dx
+
+    def __call__(self, x, training=False, mask=None, initial_state=None):
+        x = self.cast_input(x)
+        self.ensure_built(x.shape)
+        y, _ = self.forward(x, mask, bool(training), initial_state)
+        return y
+
+
+def _require_steps(name, T):
+    if T == 0:
+        raise ValueError(f"{name}: expected at least one time step, got an input with 0")
+
+
+def _check_mask(name, mask, B, T):
+    mask = np.asarray(mask)
+    if mask.shape != (B, T):
+        raise ValueError(
+            f"{name}: mask expected shape (batch, timesteps) = {(B, T)}, got {mask.shape}"
+        )
+    return mask.astype(bool, copy=False)
+
+
+class SimpleRNN(_Recurrent):
+    """Keras SimpleRNN: h = act(x·kernel + h·recurrent_kernel + bias), act tanh or relu."""
+
+    def _check_activations(self):
+        if self.activation not in ("tanh", "relu"):
+            raise NotImplementedError(
+                f"SimpleRNN: activation must be 'tanh' or 'relu', got {self.activation!r}"
+            )
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        kwargs.setdefault("recurrent_activation", "sigmoid")
+        super().__init__(units, activation=activation, **kwargs)
+
+    def _cell_options(self):
+        return {"nonlinearity": self.activation}
+
+    def get_config(self):
+        cfg = super().get_config()
+        del cfg["recurrent_activation"]
+        return cfg
+
+
+class LSTM(_Recurrent):
+    """Keras LSTM (gates i, f, c, o; PyTorch's i, f, g, o is the same order)."""
+
+    family = "lstm"
+    config_keys = _Recurrent.config_keys + ("unit_forget_bias",)
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, **kwargs)
+
+    def _init_bias(self):
+        if self.unit_forget_bias:
+            self.params["b_ih"][self.units : 2 * self.units] = 1.0
+
+
+class GRU(_Recurrent):
+    """Keras GRU (gates z, r, h; PyTorch order r, z, n). reset_after=True keeps two biases."""
+
+    family = "gru"
+    config_keys = _Recurrent.config_keys + ("reset_after",)
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        self.reset_after = bool(reset_after)
+        super().__init__(units, **kwargs)
+
+    def _has_b_hh(self):
+        return self.reset_after
+
+    def _cell_options(self):
+        return {"reset_after": self.reset_after}
+
+
+class LayerNormSimpleRNN(Layer):
+    """SimpleRNN with layer normalisation inside the recurrence (the forecasting chapter's
+    LNSimpleRNNCell): h_t = act(gamma · LN(x_t·kernel + h_{t-1}·recurrent_kernel + bias) + beta).
+
+    The normalisation sits between the matmul and the activation, which the fused kernels do
+    not have, so the steps run in NumPy (one batched GEMM for every input projection, then a
+    (B, H) x (H, H) product per step). Masked steps keep the previous state, as in Keras.
+    """
+
+    min_ndim = 3
+    config_keys = ("units", "activation", "epsilon", "return_sequences", "go_backwards",
+                   "kernel_initializer", "recurrent_initializer", "seed")  # fmt: skip
+
+    def __init__(self, units, activation="tanh", epsilon=1e-3, return_sequences=False,
+                 go_backwards=False, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", seed=None, **kwargs):  # fmt: skip
+        super().__init__(**kwargs)
+        self.units = positive_int("units", units)
+        self.activation = activation
+        self._act = activations.get(activation)
+        if activation == "softmax":
+            raise ValueError(f"{self.name}: activation 'softmax' is not element-wise")
+        self.epsilon = _epsilon(epsilon)
+        self.return_sequences, self.go_backwards = bool(return_sequences), bool(go_backwards)
+        self.kernel_initializer, self.recurrent_initializer = (
+            kernel_initializer,
+            recurrent_initializer,
+        )
+        self.seed = seed
+        self._rng = new_generator(seed)
+
+    def build(self, input_shape):
+        I, H = input_shape[-1], self.units
+        if I is None:
+            raise ValueError(f"{self.name}: the feature axis of the input must be known")
+        get = initializers.get
+        self._make("kernel", (I, H), get(self.kernel_initializer, "kernel_initializer"), self._rng)
+        self._make("recurrent_kernel", (H, H),
+                   get(self.recurrent_initializer, "recurrent_initializer"), self._rng)  # fmt: skip
+        self._make("bias", (H,), initializers.zeros, None)
+        self._make("gamma", (H,), initializers.ones, None)
+        self._make("beta", (H,), initializers.zeros, None)
+
+    def output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        return (B, T, self.units) if self.return_sequences else (B, self.units)
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    def forward(self, x, mask, training):
+        p, (B, T, _) = self.params, x.shape
+        keep = None if mask is None else _check_mask(self.name, mask, B, T)
+        if self.go_backwards:
+            x, keep = x[:, ::-1], None if keep is None else keep[:, ::-1]
+        xw = x @ p["kernel"] + p["bias"]  # [B, T, H] every step's input projection at once
+        h = np.zeros((B, self.units), x.dtype)
+        seq = np.empty_like(xw)  # [B, T, H] state after each step, in processing order
+        steps = []  # per step: (h_prev, xhat, inv, z, y) for backward
+        for t in range(T):
+            xhat, inv = _normalize(xw[:, t] + h @ p["recurrent_kernel"], self.epsilon)
+            z = xhat * p["gamma"] + p["beta"]
+            y = self._act(z)
+            if training:
+                steps.append((h, xhat, inv, z, y))
+            h = y if keep is None else np.where(keep[:, t, None], y, h)
+            seq[:, t] = h
+        out = seq if self.return_sequences else seq[:, -1]
+        return out, ((x, keep, steps) if training else None)
+
+    def backward(self, ctx, dy, grads):
+        x, keep, steps = ctx
+        p, (B, T, _) = self.params, x.shape
+        dseq = dy if self.return_sequences else np.zeros((B, T, self.units), dy.dtype)
+        if not self.return_sequences:
+            dseq[:, -1] = dy
+        dxw = np.empty((B, T, self.units), dy.dtype)  # [B, T, H] d(input projection)
+        d_rec, d_gamma, d_beta = (
+            np.zeros_like(p[k]) for k in ("recurrent_kernel", "gamma", "beta")
+        )
+        dh = np.zeros((B, self.units), dy.dtype)  # d(loss)/d(state after step t)
+        for t in reversed(range(T)):
+            h_prev, xhat, inv, z, y = steps[t]
+            dh = dh + dseq[:, t]
+            d_step, dh_pass = (
+                (dh, 0.0) if keep is None else (dh * keep[:, t, None], dh * ~keep[:, t, None])
+            )
+            dz = self._act.backward(z, y, d_step)
+            d_gamma += (dz * xhat).sum(axis=0)
+            d_beta += dz.sum(axis=0)
+            dn = dz * p["gamma"]
+            da = _normalize_backward(dn, xhat, inv)
+            d_rec += h_prev.T @ da
+            dxw[:, t] = da
+            dh = da @ p["recurrent_kernel"].T + dh_pass
+        flat = dxw.reshape(B * T, -1)
+        add_grad(grads, (self, "kernel"), x.reshape(B * T, -1).T @ flat)
+        add_grad(grads, (self, "bias"), flat.sum(axis=0))
+        for name, g in (("recurrent_kernel", d_rec), ("gamma", d_gamma), ("beta", d_beta)):
+            add_grad(grads, (self, name), g)
+        dx = dxw @ p["kernel"].T
+        return dx[:, ::-1] if self.go_backwards else dx
