@@ -8,16 +8,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
-#include "rnncore/block_slots.h"
+#include "rnncore/kept_workspaces.h"
 #include "rnncore/layer.h"
 
 namespace py = pybind11;
@@ -103,69 +98,23 @@ std::vector<int64_t> seq_shape(const Dims& d, int64_t width) {
                        : std::vector<int64_t>{d.T, d.B, width};
 }
 
-// Training workspaces are tens of MiB, and were fresh on every step: each page cost a fault
-// and its zeroing, and where memory was fragmented (next to JAX here) the kernel's compaction
-// for a huge page: an LSTM B=64 T=100 I=H=512 step spent up to 136 ms of system time in them
-// against 0-19 ms otherwise. The blocks of released workspaces are kept (a few, up to
-// kMaxBytes in all) for later forwards, which write everything backward reads.
-class KeptWorkspaces {
- public:
-  static constexpr int kSlots = 4;
-  static constexpr size_t kMaxBytes = size_t(1) << 30;
-  static constexpr size_t kHuge = size_t(2) << 20;       // a huge page: blocks are whole ones
-  static constexpr size_t kMinBytes = size_t(16) << 20;  // smaller workspaces are not kept
-
-  // A block of at least `bytes` (updated to its size): a kept one, else a fresh one.
-  void* take(size_t& bytes) {
-    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (void* p = slots_.take(bytes)) return p;
-    }
-    void* p = std::aligned_alloc(kHuge, bytes);
-    if (!p) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, bytes, MADV_HUGEPAGE);  // as NumPy does for its large arrays
-#endif
-    return p;
-  }
-  void give(void* p, size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    slots_.give(p, bytes);
-  }
-  // Frees every kept block; returns their bytes.
-  size_t release() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return slots_.release();
-  }
-
- private:
-  std::mutex mutex_;  // NumPy's array owners give blocks back from any thread
-  rnncore::BlockSlots slots_{kSlots, kMaxBytes};
-};
-
-KeptWorkspaces& kept_workspaces() {
-  static auto* kept = new KeptWorkspaces;  // never destroyed: arrays may outlive statics
-  return *kept;
-}
-
 // A workspace array of n elements: on a kept block from kMinBytes (the block returns to the
 // keeper when NumPy releases the array), else a plain NumPy array: smaller ones cost less
 // fresh, and a block is whole huge pages, up to 2 MiB more than asked.
 template <typename T>
 py::array_t<T> workspace_array(int64_t n) {
-  if (static_cast<size_t>(n) * sizeof(T) < KeptWorkspaces::kMinBytes)
+  if (static_cast<size_t>(n) * sizeof(T) < rnncore::kept_workspaces::kMinBytes)
     return py::array_t<T>(std::vector<int64_t>{n});
   struct Block {
     void* data;
     size_t bytes;
   };
   size_t bytes = static_cast<size_t>(n) * sizeof(T);  // at least kMinBytes
-  void* data = kept_workspaces().take(bytes);
+  void* data = rnncore::kept_workspaces::take(bytes);
   auto block = std::make_unique<Block>(Block{data, bytes});
   py::capsule owner(block.get(), [](void* b) {
     std::unique_ptr<Block> released(static_cast<Block*>(b));
-    kept_workspaces().give(released->data, released->bytes);
+    rnncore::kept_workspaces::give(released->data, released->bytes);
   });
   block.release();  // the capsule owns it now
   return py::array_t<T>({n}, {static_cast<py::ssize_t>(sizeof(T))}, static_cast<T*>(data), owner);
@@ -181,7 +130,7 @@ template <typename T>
 py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                         const py::object& b_ih, const py::object& b_hh, const py::object& h0,
                         const py::object& c0, const py::object& lengths, bool reverse,
-                        bool batch_first, bool training, const py::object& h_mask) {
+                        bool batch_first, bool training, const py::object& recurrent_mask) {
   const Dims d = dims_of(x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
@@ -194,7 +143,7 @@ py::tuple forward_typed(Cell cell, const py::array& x, const py::array& w_ih, co
   a.h0 = checked<T>(h0, "h0", {d.B, d.H});
   a.c0 = lstm ? checked<T>(c0, "c0", {d.B, d.H}) : nullptr;
   a.lengths = checked_lengths(lengths, d);
-  a.h_mask = checked<T>(h_mask, "h_mask", {d.B, d.H});
+  a.recurrent_mask = checked<T>(recurrent_mask, "recurrent_mask", {d.B, d.H});
   py::array_t<T> y(seq_shape(d, d.H)), h_n(std::vector<int64_t>{d.B, d.H});
   py::object c_n = maybe_array<T>(lstm, {d.B, d.H});
   py::object ws = py::none();
@@ -216,7 +165,7 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
                          const py::array& w_hh, bool has_b_ih, bool has_b_hh,
                          const py::object& lengths, bool reverse, bool batch_first,
                          const py::object& workspace, const py::object& dy, const py::object& dh_n,
-                         const py::object& dc_n, const py::object& h_mask) {
+                         const py::object& dc_n, const py::object& recurrent_mask) {
   const Dims d = dims_of(x, w_hh, reverse, batch_first);
   const int64_t GH = rnncore::gate_count(cell) * d.H;
   const bool lstm = cell == Cell::Lstm;
@@ -225,7 +174,7 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
   a.w_ih = checked<T>(w_ih, "w_ih", {GH, d.I}, false);
   a.w_hh = checked<T>(w_hh, "w_hh", {GH, d.H}, false);
   a.lengths = checked_lengths(lengths, d);
-  a.h_mask = checked<T>(h_mask, "h_mask", {d.B, d.H});
+  a.recurrent_mask = checked<T>(recurrent_mask, "recurrent_mask", {d.B, d.H});
   a.workspace =
       checked<T>(workspace, "workspace",
                  {static_cast<int64_t>(rnncore::training_workspace_size(cell, d))}, false);
@@ -257,22 +206,23 @@ bool is_float64(const py::array& x) {
                        std::string(py::str(x.dtype())));
 }
 
-py::tuple forward(const py::object& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-                  const py::object& b_ih, const py::object& b_hh, const py::object& h0,
-                  const py::object& c0, const py::object& lengths, bool reverse, bool batch_first,
-                  bool training, const py::object& h_mask) {
+py::tuple forward(const py::object& cell, const py::array& x, const py::array& w_ih,
+                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                  const py::object& h0, const py::object& c0, const py::object& lengths,
+                  bool reverse, bool batch_first, bool training, const py::object& recurrent_mask) {
   auto run = is_float64(x) ? forward_typed<double> : forward_typed<float>;
   return run(to_cell(cell), x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first,
-             training, h_mask);
+             training, recurrent_mask);
 }
 
-py::tuple backward(const py::object& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-                   bool has_b_ih, bool has_b_hh, const py::object& lengths, bool reverse,
-                   bool batch_first, const py::object& workspace, const py::object& dy,
-                   const py::object& dh_n, const py::object& dc_n, const py::object& h_mask) {
+py::tuple backward(const py::object& cell, const py::array& x, const py::array& w_ih,
+                   const py::array& w_hh, bool has_b_ih, bool has_b_hh, const py::object& lengths,
+                   bool reverse, bool batch_first, const py::object& workspace,
+                   const py::object& dy, const py::object& dh_n, const py::object& dc_n,
+                   const py::object& recurrent_mask) {
   auto run = is_float64(x) ? backward_typed<double> : backward_typed<float>;
   return run(to_cell(cell), x, w_ih, w_hh, has_b_ih, has_b_hh, lengths, reverse, batch_first,
-             workspace, dy, dh_n, dc_n, h_mask);
+             workspace, dy, dh_n, dc_n, recurrent_mask);
 }
 
 // State and packed weights of one streaming layer (rnncore.Stream). A step runs
@@ -280,8 +230,8 @@ py::tuple backward(const py::object& cell, const py::array& x, const py::array& 
 template <typename T>
 class StreamCore {
  public:
-  StreamCore(const py::object& cell, const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
-             const py::object& b_hh, int64_t batch)
+  StreamCore(const py::object& cell, const py::array& w_ih, const py::array& w_hh,
+             const py::object& b_ih, const py::object& b_hh, int64_t batch)
       : cell_(to_cell(cell)), B_(batch) {
     if (w_ih.ndim() != 2 || w_hh.ndim() != 2)
       throw py::value_error("w_ih, w_hh: expected 2 dimensions");
@@ -356,8 +306,8 @@ class StreamCore {
 template <typename T>
 void bind_stream(py::module_& m, const char* name) {
   py::class_<StreamCore<T>>(m, name)
-      .def(py::init<const py::object&, const py::array&, const py::array&, const py::object&, const py::object&,
-                    int64_t>(),
+      .def(py::init<const py::object&, const py::array&, const py::array&, const py::object&,
+                    const py::object&, int64_t>(),
            py::arg("cell"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
            py::arg("batch_size"))
       .def("step", &StreamCore<T>::step, py::arg("x_t"))
@@ -401,13 +351,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("forward", &forward, "One recurrent layer forward; returns (y, h_n, c_n, workspace).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("batch_first"), py::arg("training"), py::arg("h_mask") = py::none());
+        py::arg("batch_first"), py::arg("training"), py::arg("recurrent_mask") = py::none());
   m.def("backward", &backward,
         "One recurrent layer backward; returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("has_b_ih"),
         py::arg("has_b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("batch_first"),
         py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
-        py::arg("h_mask") = py::none());
+        py::arg("recurrent_mask") = py::none());
   m.def(
       "set_num_threads",
       [](int n) {
@@ -447,7 +397,7 @@ PYBIND11_MODULE(_core, m) {
       "The instruction-set paths this build and CPU can run (names RNNCORE_ISA accepts), best "
       "first.");
   m.def(
-      "release_workspaces", [] { return kept_workspaces().release(); },
+      "release_workspaces", [] { return rnncore::kept_workspaces::release(); },
       "Frees the blocks that released training workspaces left for later forwards; returns "
       "their bytes.");
 }

@@ -76,69 +76,55 @@ const char* isa_name(Isa isa) {
   }
 }
 
+namespace {
+
+// The chosen build's table; every entry point below goes through it.
+const KernelTable& kernels() {
+  static const KernelTable& table = []() -> const KernelTable& {
+    switch (selected()) {
+#ifdef RNNCORE_X86_ISAS
+      case Isa::Avx512: return avx512::kernel_table();
+      case Isa::Avx2: return avx2::kernel_table();
+#endif
+      default: return generic::kernel_table();
+    }
+  }();
+  return table;
+}
+
+}  // namespace
+
 template <typename T>
 void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
-  switch (selected()) {
-#ifdef RNNCORE_X86_ISAS
-    case Isa::Avx512: return avx512::layer_forward<T>(cell, d, a);
-    case Isa::Avx2: return avx2::layer_forward<T>(cell, d, a);
-#endif
-    default: return generic::layer_forward<T>(cell, d, a);
-  }
+  kernels().typed<T>().layer_forward(cell, d, a);
 }
 
 template <typename T>
 void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
-  switch (selected()) {
-#ifdef RNNCORE_X86_ISAS
-    case Isa::Avx512: return avx512::layer_backward<T>(cell, d, a);
-    case Isa::Avx2: return avx2::layer_backward<T>(cell, d, a);
-#endif
-    default: return generic::layer_backward<T>(cell, d, a);
-  }
+  kernels().typed<T>().layer_backward(cell, d, a);
 }
 
 template <typename T>
 void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& a) {
-  switch (selected()) {
-#ifdef RNNCORE_X86_ISAS
-    case Isa::Avx512: return avx512::stream_step<T>(cell, B, I, H, a);
-    case Isa::Avx2: return avx2::stream_step<T>(cell, B, I, H, a);
-#endif
-    default: return generic::stream_step<T>(cell, B, I, H, a);
-  }
+  kernels().typed<T>().stream_step(cell, B, I, H, a);
 }
 
 template <typename T>
 int64_t packed_weight_elems(int64_t N, int64_t K) {
-  switch (selected()) {
-#ifdef RNNCORE_X86_ISAS
-    case Isa::Avx512: return avx512::packed_weight_elems<T>(N, K);
-    case Isa::Avx2: return avx2::packed_weight_elems<T>(N, K);
-#endif
-    default: return generic::packed_weight_elems<T>(N, K);
-  }
+  return kernels().typed<T>().packed_weight_elems(N, K);
 }
 
 template <typename T>
 void pack_weights(const T* w, int64_t N, int64_t K, T* out) {
-  switch (selected()) {
-#ifdef RNNCORE_X86_ISAS
-    case Isa::Avx512: return avx512::pack_weights<T>(w, N, K, out);
-    case Isa::Avx2: return avx2::pack_weights<T>(w, N, K, out);
-#endif
-    default: return generic::pack_weights<T>(w, N, K, out);
-  }
+  kernels().typed<T>().pack_weights(w, N, K, out);
 }
 
 double fma_peak_gflops(int threads) {
-  switch (selected()) {
-#ifdef RNNCORE_X86_ISAS
-    case Isa::Avx512: return avx512::fma_peak_gflops(threads);
-    case Isa::Avx2: return avx2::fma_peak_gflops(threads);
-#endif
-    default: return generic::fma_peak_gflops(threads);
-  }
+  return kernels().fma_peak_gflops(threads);
+}
+
+size_t training_workspace_size(Cell cell, const Dims& d) {
+  return kernels().training_workspace_size(cell, d);
 }
 
 template void stream_step<float>(Cell, int64_t, int64_t, int64_t, const StepArgs<float>&);
@@ -151,15 +137,6 @@ template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&)
 template void layer_forward<double>(Cell, const Dims&, const ForwardArgs<double>&);
 template void layer_backward<float>(Cell, const Dims&, const BackwardArgs<float>&);
 template void layer_backward<double>(Cell, const Dims&, const BackwardArgs<double>&);
-
-size_t training_workspace_size(Cell cell, const Dims& d) {
-  const int64_t TB = d.T * d.B, slot_elems = (d.T + 1) * d.B * d.H;
-  const bool rnn = cell == Cell::RnnTanh || cell == Cell::RnnRelu;       // its gates are its states
-  int64_t n = (rnn ? 0 : TB * gate_count(cell) * d.H) + slot_elems;      // gates + state slots
-  if (cell == Cell::Lstm) n += slot_elems;                               // cell-state slots
-  if (cell == Cell::Gru || cell == Cell::GruResetBefore) n += TB * d.H;  // GRU extra
-  return static_cast<size_t>(n);
-}
 
 void set_num_threads(int n) {
   g_num_threads.store(std::max(1, n));

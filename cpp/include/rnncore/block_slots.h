@@ -1,6 +1,6 @@
 // Large memory blocks kept for reuse: which kept block a request takes, and whether a released
 // block is kept. One policy for the kernels' per-thread scratch (buffer.h) and the binding's
-// training workspaces (module.cpp).
+// training workspaces (kept_workspaces.cpp).
 #pragma once
 
 #include <cstddef>

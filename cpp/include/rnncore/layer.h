@@ -47,31 +47,32 @@ struct ForwardArgs {
   const T* h0 = nullptr;             // [B, H] or nullptr (zeros)
   const T* c0 = nullptr;             // [B, H] or nullptr (zeros); LSTM only
   const int64_t* lengths = nullptr;  // [B] in [0, T], or nullptr (all T)
-  const T* h_mask = nullptr;         // [B, H] multiplies h before every h·W_hhᵀ (recurrent dropout)
-  T* y = nullptr;                    // [T, B, H] or [B, T, H]
-  T* h_n = nullptr;                  // [B, H]
-  T* c_n = nullptr;                  // [B, H]; LSTM only
+  const T* recurrent_mask =
+      nullptr;             // [B, H] multiplies h before every h·W_hhᵀ (recurrent dropout)
+  T* y = nullptr;          // [T, B, H] or [B, T, H]
+  T* h_n = nullptr;        // [B, H]
+  T* c_n = nullptr;        // [B, H]; LSTM only
   T* workspace = nullptr;  // training_workspace_size() elements kept for backward, or nullptr
 };
 
 template <typename T>
 struct BackwardArgs {
-  const T* x = nullptr;              // as in forward
-  const T* w_ih = nullptr;           // as in forward
-  const T* w_hh = nullptr;           // as in forward
-  const int64_t* lengths = nullptr;  // as in forward
-  const T* h_mask = nullptr;         // as in forward
-  T* workspace = nullptr;            // filled by the training forward; consumed here
-  const T* dy = nullptr;             // like y, or nullptr (zeros)
-  const T* dh_n = nullptr;           // [B, H] or nullptr (zeros)
-  const T* dc_n = nullptr;           // [B, H] or nullptr (zeros); LSTM only
-  T* dx = nullptr;                   // like x
-  T* dw_ih = nullptr;                // [G*H, I]
-  T* dw_hh = nullptr;                // [G*H, H]
-  T* db_ih = nullptr;                // [G*H] or nullptr when the layer has no b_ih
-  T* db_hh = nullptr;                // [G*H] or nullptr when the layer has no b_hh
-  T* dh0 = nullptr;                  // [B, H]
-  T* dc0 = nullptr;                  // [B, H]; LSTM only
+  const T* x = nullptr;               // as in forward
+  const T* w_ih = nullptr;            // as in forward
+  const T* w_hh = nullptr;            // as in forward
+  const int64_t* lengths = nullptr;   // as in forward
+  const T* recurrent_mask = nullptr;  // as in forward
+  T* workspace = nullptr;             // filled by the training forward; consumed here
+  const T* dy = nullptr;              // like y, or nullptr (zeros)
+  const T* dh_n = nullptr;            // [B, H] or nullptr (zeros)
+  const T* dc_n = nullptr;            // [B, H] or nullptr (zeros); LSTM only
+  T* dx = nullptr;                    // like x
+  T* dw_ih = nullptr;                 // [G*H, I]
+  T* dw_hh = nullptr;                 // [G*H, H]
+  T* db_ih = nullptr;                 // [G*H] or nullptr when the layer has no b_ih
+  T* db_hh = nullptr;                 // [G*H] or nullptr when the layer has no b_hh
+  T* dh0 = nullptr;                   // [B, H]
+  T* dc0 = nullptr;                   // [B, H]; LSTM only
 };
 
 // Number of elements of T the training forward keeps for backward.
