@@ -218,3 +218,16 @@ class TerminateOnNaN(Callback):
         if loss is not None and not np.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training", file=sys.stdout)
             self.model.stop_training = True
+
+
+class History(Callback):
+    """`history.history`: per-epoch lists of every logged value (loss, metrics, val_*)."""
+
+    def __init__(self):
+        self.history: dict[str, list] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)

@@ -1,0 +1,114 @@
+"""Model files: one safetensors file holding the weights (Keras layout), the architecture as
+JSON and the compile settings. Reading checks every tensor against the architecture before
+any weight changes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import _safetensors
+from . import layers as layers_mod
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
+from ._version import __version__
+
+__all__ = ["FILE_FORMAT", "assign_tensors", "load_model", "read_model_file", "save_model"]
+
+FILE_FORMAT = "rnncore.sequential/1"
+
+
+def save_model(model, path) -> None:
+    """Writes `model` to `path` atomically: weights (Keras layout), architecture, compile."""
+    tensors = {}
+    for layer in model.layers:
+        for j, w in enumerate(layer.get_weights()):
+            tensors[f"{layer.name}.{j}"] = w
+    metadata = {
+        "format": FILE_FORMAT,
+        "rnncore_version": __version__,
+        "architecture": json.dumps({"class_name": "Sequential", "config": model.get_config()}),
+    }
+    if model.loss is not None:
+        metadata["compile"] = json.dumps(
+            {
+                "optimizer": optimizers_mod.serialize(model.optimizer),
+                "loss": losses_mod.serialize(model.loss),
+                "metrics": model.metric_names,
+            }
+        )
+    _safetensors.write(path, tensors, metadata)
+
+
+def assign_tensors(model, path, tensors) -> None:
+    """Sets `model`'s weights from a file's tensors after checking every name and shape."""
+    if model.built_input_shape is not None:
+        model.build()
+    if not all(layer.built for layer in model.layers):
+        raise ValueError(
+            f"{path}: the model's weights do not exist yet (no input shape known); "
+            "call build(input_shape) or run it once before loading weights"
+        )
+    expected = {}
+    for layer in model.layers:
+        for j, w in enumerate(layer.get_weights()):
+            expected[f"{layer.name}.{j}"] = w.shape
+    if set(tensors) != set(expected):
+        missing, extra = (
+            sorted(set(expected) - set(tensors)),
+            sorted(set(tensors) - set(expected)),
+        )
+        raise ValueError(
+            f"{path}: weights do not fit the architecture (missing {missing[:5]}, "
+            f"unexpected {extra[:5]})"
+        )
+    for name, shape in expected.items():
+        if tensors[name].shape != shape:
+            raise ValueError(
+                f"{path}: weight {name!r} expected shape {shape}, got {tensors[name].shape}"
+            )
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        layer.set_weights([tensors[f"{layer.name}.{j}"] for j in range(n)])
+
+
+def read_model_file(path):
+    """(tensors, metadata) of an rnncore model file; ValueError for any other file."""
+    tensors, metadata = _safetensors.read(path)
+    if metadata.get("format") != FILE_FORMAT:
+        raise ValueError(
+            f"{path}: not an rnncore model file (metadata format {metadata.get('format')!r}, "
+            f"expected {FILE_FORMAT!r})"
+        )
+    return tensors, metadata
+
+
+def load_model(path):
+    """A model saved by `model.save(path)`: architecture rebuilt, weights checked and loaded."""
+    tensors, metadata = read_model_file(path)
+    try:
+        arch = json.loads(metadata["architecture"])
+        cfg = arch["config"]
+        if arch.get("class_name") != "Sequential" or not isinstance(cfg.get("layers"), list):
+            raise ValueError("not a Sequential")
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: invalid architecture in metadata ({e})") from None
+    from .models import Sequential  # the model module imports this one
+
+    model = Sequential(name=cfg.get("name", "sequential"), dtype=cfg.get("dtype"))
+    if cfg.get("input_shape") is not None:
+        model.add(layers_mod.Input(tuple(cfg["input_shape"])))
+    for spec in cfg["layers"]:
+        model.add(layers_mod.deserialize(spec))
+    assign_tensors(model, path, tensors)
+    if "compile" in metadata:  # compiled as when saved (fresh optimizer state)
+        try:
+            spec = json.loads(metadata["compile"])
+            model.compile(
+                optimizers_mod.deserialize(spec["optimizer"]),
+                losses_mod.deserialize(spec["loss"]),
+                spec["metrics"],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: invalid compile settings in metadata ({e})") from None
+    return model
