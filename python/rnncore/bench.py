@@ -7,7 +7,6 @@ peers measured in the same process, since absolute times drift.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -21,6 +20,8 @@ import numpy as np
 import rnncore
 
 from . import _cells
+from ._cells import CellKind
+from .bench_peers import find_peers
 
 SHAPES = {  # name: (B, T, I, H)
     "tiny": (32, 50, 1, 20),
@@ -90,197 +91,19 @@ def _ours(cell, mode, x, params, dy):
     return lambda: back(fn(x, *params, training=True)[-1], dy)
 
 
-def _torch_case(torch, cell, mode, x, dy, I, H):
-    module = getattr(torch.nn, CELLS[cell].torch_module)(I, H)
-    xt, dyt = torch.tensor(x), torch.tensor(dy)
-    params = [p.detach().numpy() for p in module.parameters()]
-    if mode == "inference":
-
-        def run():
-            with torch.no_grad():
-                module(xt)
-
-    else:
-        xg = xt.clone().requires_grad_(True)
-
-        def run():
-            module.zero_grad(set_to_none=True)
-            xg.grad = None
-            module(xg)[0].backward(dyt)
-
-    return run, params
-
-
-def _onnx_session(ort, onnx, cell, params, I, H, threads, ragged=False):
-    """An ONNX Runtime session running one RNN/LSTM/GRU operator with torch's weights:
-    inputs X [T, B, I] and initial_h [1, B, H] (and initial_c), and sequence_lens [B] when
-    ragged, outputs Y_h (and Y_c)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    from ._onnx_export import onnx_weights
-
-    kind = CELLS[cell]
-    inits = [numpy_helper.from_array(a[None], n)
-             for a, n in zip(onnx_weights(kind, *params), ("W", "R", "B"))]  # fmt: skip
-    f32 = TensorProto.FLOAT
-    states = ["initial_h"] + (["initial_c"] if kind.has_cell_state else [])
-    outs = ["Y", "Y_h"] + (["Y_c"] if kind.has_cell_state else [])
-    attrs = {"hidden_size": H} | ({"linear_before_reset": 1} if kind.family == "gru" else {})
-    lens = "sequence_lens" if ragged else ""
-    node = helper.make_node(kind.onnx_op,
-                            ["X", "W", "R", "B", lens, *states], outs, **attrs)  # fmt: skip
-    lens_info = [helper.make_tensor_value_info(lens, TensorProto.INT32, ["B"])] if ragged else []
-    graph = helper.make_graph(
-        [node], "bench",
-        [helper.make_tensor_value_info("X", f32, ["T", "B", I])] + lens_info
-        + [helper.make_tensor_value_info(n, f32, [1, "B", H]) for n in states],
-        [helper.make_tensor_value_info(n, f32, None) for n in outs], inits)  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
-def _ort_case(peers, cell, x, params, I, H, threads):
-    sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
-    feed = {"X": x, "initial_h": np.zeros((1, x.shape[1], H), np.float32)}
-    if CELLS[cell].has_cell_state:
-        feed["initial_c"] = feed["initial_h"]
-    return lambda: sess.run(None, feed)
-
-
-def _keras_case(keras, cell, mode, x, dy, H):
-    """Keras's own layer (default arguments, return_sequences=True) on the same data, which
-    Keras takes batch-major (B, T, I); compiled where its backend compiles (tf.function,
-    jax.jit), eager on torch, as Keras's own trainer runs it."""
-    layer = getattr(keras.layers, CELLS[cell].keras_layer)(H, return_sequences=True)
-    xb = np.ascontiguousarray(x.transpose(1, 0, 2))
-    dyb = np.ascontiguousarray(dy.transpose(1, 0, 2))
-    layer.build(xb.shape)
-    run = {"torch": _keras_torch, "tensorflow": _keras_tensorflow, "jax": _keras_jax}
-    return run[keras.backend.backend()](layer, mode, xb, dyb)
-
-
-def _keras_torch(layer, mode, xb, dyb):
-    import torch
-
-    xt, dyt = torch.from_numpy(xb), torch.from_numpy(dyb)
-    if mode == "inference":
-
-        def infer():
-            with torch.no_grad():
-                layer(xt, training=False)
-
-        return infer
-    xg = xt.clone().requires_grad_(True)
-    weights = [v.value for v in layer.trainable_weights]
-
-    def train():
-        for w in weights:
-            w.grad = None
-        xg.grad = None
-        layer(xg, training=True).backward(dyt)
-
-    return train
-
-
-def _keras_tensorflow(layer, mode, xb, dyb):
-    import tensorflow as tf
-
-    xt, dyt = tf.constant(xb), tf.constant(dyb)
-    if mode == "inference":
-        infer = tf.function(lambda x: layer(x, training=False))
-        return lambda: infer(xt)
-
-    @tf.function
-    def train(x, dy):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-        return tape.gradient(y, [x, *layer.trainable_weights], output_gradients=dy)
-
-    return lambda: train(xt, dyt)
-
-
-def _keras_jax(layer, mode, xb, dyb):
-    import jax
-
-    trainable = [v.value for v in layer.trainable_variables]
-    fixed = [v.value for v in layer.non_trainable_variables]
-
-    def forward(tv, x, training):
-        return layer.stateless_call(tv, fixed, x, training=training)[0]
-
-    if mode == "inference":
-        infer = jax.jit(lambda tv, x: forward(tv, x, False))
-        return lambda: infer(trainable, xb).block_until_ready()
-    # The gradient of sum(y * dy) is the backward pass with dy given.
-    grads = jax.jit(jax.grad(lambda tv, x: (forward(tv, x, True) * dyb).sum(), argnums=(0, 1)))
-    return lambda: jax.block_until_ready(grads(trainable, xb))
-
-
-# Peak memory of one training forward + backward, measured in a fresh process per library
-# so that neither sees the other's allocations or caches: the rise of resident memory above
-# what the inputs and weights already occupy (Linux: the high-water mark is reset through
-# /proc/self/clear_refs after a warm-up call). Every block of 16 KiB or more is mmapped and
-# the heap is trimmed on every free, so a block counts when touched and stops counting when
-# freed. With blocks up to 128 KiB left in malloc's heap, pages the warm-up step had freed
-# stayed resident and counted in the base: torch's per-step 64 KiB tensors of SimpleRNN
-# B=64 H=256 then read 11.8 to 23.7 MiB between processes, 19.3 every time here.
-_MEMORY_SCRIPT = """
-import json, sys
-import numpy as np
-lib, cell, B, T, I, H, threads = json.loads(sys.argv[1])
-rng = np.random.default_rng(0)
-x = rng.standard_normal((T, B, I), dtype=np.float32)
-dy = rng.standard_normal((T, B, H), dtype=np.float32)
-if lib == "torch":
-    import torch
-    torch.set_num_threads(threads)
-    m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
-    xg, dyt = torch.tensor(x).requires_grad_(True), torch.tensor(dy)
-    def step():
-        m(xg)[0].backward(dyt)  # the gradients stay on the tensors: counted at the peak
-    def release():
-        m.zero_grad(set_to_none=True)
-        xg.grad = None
-else:
-    import rnncore
-    rnncore.set_num_threads(threads)
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-    p = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
-         for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]
-    fwd, bwd = getattr(rnncore, cell + "_forward"), getattr(rnncore, cell + "_backward")
-    def step():
-        bwd(fwd(x, *p, training=True)[-1], dy)  # the gradients live until the step returns
-    def release():  # the measured step allocates its workspace afresh, as a first step does
-        rnncore._core.release_workspaces()
-step()
-release()  # both start from no gradients held: freeing the last ones must not offset the peak
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(key))
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-base = status("VmRSS:")
-step()
-print((status("VmHWM:") - base) / 1024)
-"""
-
-
 def peak_memory_mb(lib: str, cell: str, shape, threads: int, samples: int = 1) -> float | None:
     """MiB that one training step of `lib` ("rnncore" or "torch") adds at its peak, from a
     state holding no gradients, its own gradients included, and (rnncore) no workspace block
     kept from the warm-up step: the median over `samples` fresh processes; None where it
-    cannot be measured (no /proc, or a child failed)."""
+    cannot be measured (no /proc, or a child failed). The child is rnncore/bench_memory.py."""
     if not os.path.exists("/proc/self/clear_refs"):
         return None
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "16384", "MALLOC_TRIM_THRESHOLD_": "0"}
     args = json.dumps([lib, cell, *shape, threads])
     readings = []
     for _ in range(samples):
-        proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, args], capture_output=True,
-                              text=True, env=env, timeout=600)  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "rnncore.bench_memory", args],
+                              capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
         if proc.returncode != 0:
             return None
         readings.append(float(proc.stdout))
@@ -293,59 +116,11 @@ def peak_memory_mb(lib: str, cell: str, shape, threads: int, samples: int = 1) -
 MEMORY_SAMPLES = 3
 
 
-def _import_keras(threads: int):
-    """Keras 3 on its configured backend. With none configured and TensorFlow (its default)
-    absent, JAX (compiled) or else torch when installed, rather than failing to import."""
-    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
-        if importlib.util.find_spec("tensorflow") is None:
-            found = [b for b in ("jax", "torch") if importlib.util.find_spec(b)]
-            if found:
-                os.environ["KERAS_BACKEND"] = found[0]
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        try:  # only possible before TensorFlow starts its thread pools
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            pass
-    return keras
-
-
-def find_peers(threads: int = 1) -> tuple[dict, list[str]]:
-    found, skipped = {}, []
-    for name in ("torch", "onnxruntime", "onnx"):
-        try:
-            found[name] = __import__(name)
-        except ImportError:
-            skipped.append(f"{name} (pip install 'rnncore[compare]')")
-    if "onnx" not in found:
-        found.pop("onnxruntime", None)
-    try:
-        found["keras"] = _import_keras(threads)
-    except Exception as e:  # not installed, or no usable backend
-        skipped.append(f"keras ({type(e).__name__}: {e})".splitlines()[0])
-    return found, skipped
-
-
-def peer_names(peers: dict) -> list[str]:
-    """The timed peers as the table names them, with versions (and Keras's backend)."""
-    names = [f"torch {peers['torch'].__version__}"] if "torch" in peers else []
-    if "onnxruntime" in peers:
-        names.append(f"onnxruntime {peers['onnxruntime'].__version__}")
-    if "keras" in peers:
-        keras = peers["keras"]
-        names.append(f"keras {keras.__version__} ({keras.backend.backend()} backend)")
-    return names
-
-
 def _add_memory(row, peers, threads):
     """Training rows: peak memory of one step, ours and torch's (MiB), and their ratio."""
     shape = STEP_SHAPE if row["shape"] == "step" else SHAPES[row["shape"]]
     row["mem_mb"] = peak_memory_mb("rnncore", row["cell"], shape, threads, MEMORY_SAMPLES)
-    if "torch" in peers:
+    if any(peer.name == "torch" for peer in peers):
         row["torch_mem_mb"] = peak_memory_mb("torch", row["cell"], shape, threads, MEMORY_SAMPLES)
         if row["mem_mb"] is not None and row["torch_mem_mb"]:
             row["mem_vs_torch"] = row["mem_mb"] / row["torch_mem_mb"]
@@ -359,51 +134,58 @@ def _record_times(row: dict, medians: dict) -> None:
         row["speedup"] = min(medians.values()) / row["rnncore"]
 
 
+def _params(cell: CellKind, I: int, H: int, rng) -> list:
+    """w_ih, w_hh, b_ih, b_hh of one layer (PyTorch layout), drawn as torch initialises them."""
+    G, bound = cell.gates, 1.0 / math.sqrt(H)
+    return [rng.uniform(-bound, bound, s).astype(np.float32)
+            for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
+
+
+def _timed_case(row, fns, peers, make_case, budget, reps=3):
+    """Times rnncore's call beside every peer's call for the case (`make_case(peer)`, None
+    where the peer does not run it) and records the medians into `row`."""
+    for peer in peers:
+        run_peer = make_case(peer)
+        if run_peer is not None:
+            fns[peer.name] = run_peer
+    _record_times(row, interleaved_medians(fns, budget, reps))
+    return row
+
+
 def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
+    """Every case (SHAPES x cells x MODES, ragged, per-step) timed against every peer."""
     rnncore.set_num_threads(threads)
     peers, skipped = find_peers(threads)
-    if "torch" in peers:
-        peers["torch"].set_num_threads(threads)
     budget = 0.05 if quick else 0.5
     # Calls of the large shapes take ~0.25 s, so the budget alone would give three samples
     # each; five make their medians proof against a slow phase of a second or two.
     reps = 3 if quick else 5
-    # Measured here, on this machine: the higher of a probe before the cases and one after,
-    # since one probe can meet a slow phase (a single one read 270 GFLOP/s where the
-    # machine gives 490-520, and every %peak doubled).
+    # The higher of a probe before the cases and one after, since one probe can meet a slow
+    # phase of the machine (one read half the peak, and every %peak doubled).
     peak = rnncore._core.fma_peak_gflops(threads)
     rows = []
     rng = np.random.default_rng(0)
     for shape_name, (B, T, I, H) in SHAPES.items():
-        for cell in CELLS:
+        for name, cell in CELLS.items():
             x = rng.standard_normal((T, B, I), dtype=np.float32)
             dy = rng.standard_normal((T, B, H), dtype=np.float32)
+            params = _params(cell, I, H, rng)
             for mode in MODES:
-                row = {"cell": cell, "shape": shape_name, "mode": mode}
-                fns, params = {}, None
-                if "torch" in peers:
-                    fns["torch"], params = _torch_case(peers["torch"], cell, mode, x, dy, I, H)
-                if params is None:
-                    G = CELLS[cell].gates
-                    params = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
-                              for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
-                if "onnxruntime" in peers and mode == "inference":
-                    fns["onnxruntime"] = _ort_case(peers, cell, x, params, I, H, threads)
-                if "keras" in peers:
-                    fns["keras"] = _keras_case(peers["keras"], cell, mode, x, dy, H)
-                fns["rnncore"] = _ours(cell, mode, x, params, dy)
-                _record_times(row, interleaved_medians(fns, budget, reps))
-                row["gflops"] = case_flops(cell, mode, (B, T, I, H)) / row["rnncore"] / 1e6
+                row = {"cell": name, "shape": shape_name, "mode": mode}
+                fns = {"rnncore": _ours(name, mode, x, params, dy)}
+                _timed_case(row, fns, peers,
+                            lambda p: p.layer_case(cell, mode, x, dy, params), budget, reps)  # noqa: B023  # fmt: skip
+                row["gflops"] = case_flops(name, mode, (B, T, I, H)) / row["rnncore"] / 1e6
                 rows.append(row)
-    rows += [_step_case(peers, cell, threads, budget) for cell in CELLS]
-    rows += [_ragged_case(peers, mode, threads, budget, reps) for mode in MODES]
+    rows += [_step_case(peers, name, budget) for name in CELLS]
+    rows += [_ragged_case(peers, mode, budget, reps) for mode in MODES]
     peak = max(peak, rnncore._core.fma_peak_gflops(threads))
     for row in rows:
         row["pct_peak"] = 100.0 * row["gflops"] / peak
         measured_memory = row["mode"] == "training" and row["shape"] in SHAPES  # not ragged
         if (not quick if memory is None else memory) and measured_memory:
             _add_memory(row, peers, threads)
-    return {"threads": threads, "quick": quick, "peers": peer_names(peers),
+    return {"threads": threads, "quick": quick, "peers": [p.label() for p in peers],
             "skipped": skipped, "rows": rows,
             "fma_peak_gflops": peak,
             "isa": rnncore._core.build_info()["isa"]}  # fmt: skip
@@ -413,60 +195,32 @@ RAGGED_SHAPE = SHAPES["medium"]
 RAGGED_SEED = 3  # lengths 1..T drawn once: 46-52% of the steps are real
 
 
-def _ragged_case(peers, mode, threads, budget, reps):
-    """LSTM medium with random lengths 1..T: ours with lengths=, torch with a PackedSequence
-    (packed in the timed call, as a training loop does per batch), ONNX Runtime with
-    sequence_lens. `vs_full` is our time over our time for the same batch at full length:
-    the cost of padded steps (1.0 = they cost as much as real ones)."""
+def _ragged_case(peers, mode, budget, reps):
+    """LSTM medium with random lengths 1..T: ours with lengths=, each peer its own way
+    (torch: a PackedSequence; ONNX Runtime: sequence_lens). `vs_full` is our time over our
+    time for the same batch at full length: the cost of padded steps (1.0 = they cost as
+    much as real ones)."""
     B, T, I, H = RAGGED_SHAPE
+    cell = CELLS["lstm"]
     rng = np.random.default_rng(RAGGED_SEED)
     lengths = rng.integers(1, T + 1, B)
     x = rng.standard_normal((T, B, I), dtype=np.float32)
-    dy = (
-        rng.standard_normal((T, B, H), dtype=np.float32)
-        * (np.arange(T)[:, None] < lengths)[..., None]
-    )
+    real = (np.arange(T)[:, None] < lengths)[..., None]  # [T, B, 1]
+    dy = rng.standard_normal((T, B, H), dtype=np.float32) * real
+    params = _params(cell, I, H, rng)
     row = {"cell": "lstm", "shape": "ragged", "mode": mode,
            "real_steps": float(lengths.sum() / (B * T))}  # fmt: skip
-    fns, params = {}, None
-    if "torch" in peers:
-        torch = peers["torch"]
-        module, xt, lt = torch.nn.LSTM(I, H), torch.from_numpy(x), torch.from_numpy(lengths)
-        params = [p.detach().numpy() for p in module.parameters()]
-        pack = torch.nn.utils.rnn.pack_padded_sequence
-        if mode == "inference":
-
-            def torch_run():
-                with torch.no_grad():
-                    module(pack(xt, lt, enforce_sorted=False))
-
-        else:
-            xg = xt.clone().requires_grad_(True)
-
-            def torch_run():
-                module.zero_grad(set_to_none=True)
-                xg.grad = None
-                out = module(pack(xg, lt, enforce_sorted=False))[0]
-                out.data.backward(torch.ones_like(out.data))
-
-        fns["torch"] = torch_run
-    if params is None:
-        params = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
-                  for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]]  # fmt: skip
-    if "onnxruntime" in peers and mode == "inference":
-        sess = _onnx_session(peers["onnxruntime"], peers["onnx"], "lstm", params, I, H, threads,
-                             ragged=True)  # fmt: skip
-        feed = {"X": x, "sequence_lens": lengths.astype(np.int32),
-                "initial_h": np.zeros((1, B, H), np.float32)}  # fmt: skip
-        feed["initial_c"] = feed["initial_h"]
-        fns["onnxruntime"] = lambda: sess.run(None, feed)
     if mode == "inference":
-        fns["rnncore"] = lambda: rnncore.lstm(x, *params, lengths=lengths)
-        fns["full"] = lambda: rnncore.lstm(x, *params)
+        fns = {"rnncore": lambda: rnncore.lstm(x, *params, lengths=lengths),
+               "full": lambda: rnncore.lstm(x, *params)}  # fmt: skip
     else:
         fwd, back = rnncore.lstm_forward, rnncore.lstm_backward
-        fns["rnncore"] = lambda: back(fwd(x, *params, lengths=lengths, training=True)[-1], dy)
-        fns["full"] = lambda: back(fwd(x, *params, training=True)[-1], dy)
+        fns = {"rnncore": lambda: back(fwd(x, *params, lengths=lengths, training=True)[-1], dy),
+               "full": lambda: back(fwd(x, *params, training=True)[-1], dy)}  # fmt: skip
+    for peer in peers:
+        run_peer = peer.ragged_case(cell, mode, x, dy, lengths, params)
+        if run_peer is not None:
+            fns[peer.name] = run_peer
     medians = interleaved_medians(fns, budget, reps)
     full = medians.pop("full")
     _record_times(row, medians)
@@ -479,43 +233,14 @@ def _ragged_case(peers, mode, threads, budget, reps):
 STEP_SHAPE = (1, 100, 128, 256)  # 100 .step calls from Python, B=1, I=128, H=256
 
 
-def _step_case(peers, cell, threads, budget):
-    """Per-step streaming: 100 Stream.step calls vs torch's *Cell modules under no_grad and
-    ONNX Runtime run with T=1 and the state fed back."""
+def _step_case(peers, name, budget):
+    """Per-step streaming: 100 Stream.step calls against each peer's single-step calls."""
     B, T, I, H = STEP_SHAPE
-    G = CELLS[cell].gates
+    cell = CELLS[name]
     rng = np.random.default_rng(1)
-    params = [rng.uniform(-0.06, 0.06, s).astype(np.float32)
-              for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]  # fmt: skip
+    params = _params(cell, I, H, rng)
     xs = rng.standard_normal((T, B, I), dtype=np.float32)
-    row, fns = {"cell": cell, "shape": "step", "mode": "inference"}, {}
-    if "torch" in peers:
-        torch = peers["torch"]
-        m = getattr(torch.nn, CELLS[cell].torch_module + "Cell")(I, H)
-        with torch.no_grad():
-            for p, v in zip(m.parameters(), params):
-                p.copy_(torch.from_numpy(v))
-        xt = [torch.from_numpy(x) for x in xs]
-
-        def torch_run():
-            with torch.no_grad():
-                state = None
-                for x in xt:
-                    state = m(x, state)
-
-        fns["torch"] = torch_run
-    if "onnxruntime" in peers:
-        sess = _onnx_session(peers["onnxruntime"], peers["onnx"], cell, params, I, H, threads)
-        names = ["initial_h"] + (["initial_c"] if CELLS[cell].has_cell_state else [])
-
-        def ort_run():
-            feed = {n: np.zeros((1, B, H), np.float32) for n in names}
-            for x in xs:
-                out = sess.run(None, {"X": x[None], **feed})
-                feed = dict(zip(names, out[1:]))
-
-        fns["onnxruntime"] = ort_run
-    stream = rnncore.Stream(cell, *params)
+    stream = rnncore.Stream(name, *params)
     out = np.empty((B, H), np.float32)
 
     def ours():
@@ -523,9 +248,9 @@ def _step_case(peers, cell, threads, budget):
         for x in xs:
             stream.step(x, out=out)
 
-    fns["rnncore"] = ours
-    _record_times(row, interleaved_medians(fns, budget))
-    row["gflops"] = forward_flops(cell, B, T, I, H) / row["rnncore"] / 1e6
+    row = {"cell": name, "shape": "step", "mode": "inference"}
+    _timed_case(row, {"rnncore": ours}, peers, lambda p: p.step_case(cell, xs, params), budget)
+    row["gflops"] = forward_flops(name, B, T, I, H) / row["rnncore"] / 1e6
     return row
 
 
