@@ -39,3 +39,15 @@ def test_unknown_family_and_option_values_are_named():
     assert _cells.kind_of("gru", reset_after=np.False_).name == "gru_reset_before"
     with pytest.raises(ValueError, match="cell: expected one of"):
         _cells.by_name("lstm2")
+
+
+def test_modules_show_only_their_public_names():
+    import importlib
+
+    assert not {"np", "json", "annotations", "_core", "_validate"} & set(dir(rnncore))
+    for name in ("layers", "models", "losses", "optimizers", "metrics", "callbacks", "io", "nn",
+                 "utils", "data", "text", "stream", "reference", "ops"):  # fmt: skip
+        module = importlib.import_module(f"rnncore.{name}")
+        shown = {n for n in dir(module) if not n.startswith("__")}
+        assert shown == set(module.__all__), name
+        assert all(hasattr(module, n) for n in module.__all__), name

@@ -1,7 +1,5 @@
 """rnncore: fused multithreaded C++ SimpleRNN, LSTM and GRU kernels, forward and backward."""
 
-from __future__ import annotations
-
 from . import (
     callbacks,
     data,
@@ -66,3 +64,7 @@ __all__ = [
     "rnn_forward",
     "set_num_threads",
 ]
+
+
+def __dir__():  # the public names only: not the private modules or their imports
+    return __all__

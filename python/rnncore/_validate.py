@@ -50,6 +50,21 @@ def unit_rate(name: str, value) -> float:
     return float(value)
 
 
+def integer_ids(name: str, values, n: int, what: str, in_range: str) -> np.ndarray:
+    """`values` as int64 ids in [0, n): TypeError for non-integers (floats must be whole),
+    ValueError naming `name` for ids out of range (`in_range`: how it states the range)."""
+    x = np.asarray(values)
+    if x.dtype.kind == "f":
+        if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+            raise TypeError(f"{name}: expected integer {what}, got non-integer floats")
+    elif x.dtype.kind not in "iub":
+        raise TypeError(f"{name}: expected integer {what}, got dtype {x.dtype}")
+    ids = x.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        raise ValueError(f"{name}: {in_range}, got range [{ids.min()}, {ids.max()}]")
+    return ids
+
+
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -61,3 +61,7 @@ def get(name, argument="activation") -> Activation:
     if not isinstance(name, str) or name not in _TABLE:
         raise ValueError(f"{argument}: unknown activation {name!r}; expected one of {NAMES}")
     return Activation(name)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -231,3 +231,7 @@ class History(Callback):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -52,3 +52,7 @@ def stratified_split(x, y, fraction, seed=0):
         (lambda rows: x[rows]) if isinstance(x, np.ndarray) else (lambda rows: [x[i] for i in rows])
     )
     return (take(a), y[a]), (take(b), y[b])
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -97,3 +97,7 @@ def get(name, argument):
             f"{argument}: unknown initializer {name!r}; expected one of {tuple(_TABLE)}"
         )
     return _TABLE[name]
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -159,3 +159,7 @@ def export_onnx(model, path, opset=17):
     from ._onnx_export import export
 
     return export(model, path, opset)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._registry import Registry
+from ._validate import integer_ids
+
 __all__ = [
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
@@ -163,16 +166,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                 f"{self.name}: expected integer labels of shape {_shape(y_pred)[:-1]} "
                 f"(one class id per output), got {_shape(y_true)}"
             )
-        if y_true.dtype.kind == "f" and np.any(y_true != np.round(y_true)):
-            raise ValueError(f"{self.name}: labels must be integer class ids")
-        if y_true.dtype.kind not in "fiub":
-            raise TypeError(f"{self.name}: labels must be integer class ids, got {y_true.dtype}")
-        ids = y_true.astype(np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= n):
-            raise ValueError(
-                f"{self.name}: labels must be class ids in [0, {n}), got range "
-                f"[{ids.min()}, {ids.max()}]"
-            )
+        ids = integer_ids(
+            self.name, y_true, n, "class ids", f"labels must be class ids in [0, {n})"
+        )
         onehot = np.zeros(y_pred.shape, y_pred.dtype)
         np.put_along_axis(onehot, ids[..., None], 1, axis=-1)
         return onehot
@@ -191,20 +187,27 @@ _CLASSES = {
 }
 
 
+_REGISTRY = Registry("loss", Loss, _CLASSES)
+
+
 def serialize(loss: Loss) -> dict:
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    """`{"class_name", "config"}` of a loss, as model files store it."""
+    return _REGISTRY.serialize(loss)
 
 
 def deserialize(spec) -> Loss:
-    classes = {cls.__name__: cls for cls in _CLASSES.values()}
-    if not isinstance(spec, dict) or spec.get("class_name") not in classes:
-        raise ValueError(f"loss spec: expected one of {tuple(classes)}, got {spec!r:.200}")
-    return classes[spec["class_name"]](**spec.get("config", {}))
+    """The loss a `serialize` dict describes; ValueError for an unknown class."""
+    return _REGISTRY.deserialize(spec)
 
 
 def get(loss) -> Loss:
-    if isinstance(loss, Loss):
-        return loss
-    if isinstance(loss, str) and loss in _CLASSES:
-        return _CLASSES[loss]()
-    raise ValueError(f"loss: unknown loss {loss!r}; expected a Loss or one of {tuple(_CLASSES)}")
+    """A Loss instance: `loss` itself, or a new one by name (e.g. "mse").
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    return _REGISTRY.get(loss)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -53,3 +53,7 @@ def get(name, loss: losses_mod.Loss, output_dim: int) -> Metric:
     if name in table:
         return Metric(name, table[name], loss)
     raise ValueError(f"metrics: unknown metric {name!r}; expected 'accuracy', 'mae' or 'mse'")
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -222,3 +222,7 @@ def _set_default_dtype(layer, dtype):
         layer.dtype = dtype
     for sub in layer.sublayers():
         _set_default_dtype(sub, dtype)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -287,3 +287,7 @@ class GRU(RNNBase):
     """torch.nn.GRU (gates r, z, n; the reset gate applies after the recurrent product)."""
 
     mode = "gru"
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -100,3 +100,7 @@ _KERNELS = _Kernels()
 lstm, lstm_forward, lstm_backward = _KERNELS.lstm, _KERNELS.lstm_forward, _KERNELS.lstm_backward
 gru, gru_forward, gru_backward = _KERNELS.gru, _KERNELS.gru_forward, _KERNELS.gru_backward
 rnn, rnn_forward, rnn_backward = _KERNELS.rnn, _KERNELS.rnn_forward, _KERNELS.rnn_backward
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "get"]
 
 _FLAT = "flat"  # the slots key of every parameter's values as one vector (Optimizer.apply)
@@ -205,23 +207,27 @@ class Adagrad(Optimizer):
 _CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
+_REGISTRY = Registry("optimizer", Optimizer, _CLASSES, fold_case=True)
+
+
 def serialize(optimizer: Optimizer) -> dict:
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    """`{"class_name", "config"}` of a optimizer, as model files store it."""
+    return _REGISTRY.serialize(optimizer)
 
 
 def deserialize(spec) -> Optimizer:
-    classes = {cls.__name__: cls for cls in _CLASSES.values()}
-    if not isinstance(spec, dict) or spec.get("class_name") not in classes:
-        raise ValueError(f"optimizer spec: expected one of {tuple(classes)}, got {spec!r:.200}")
-    return classes[spec["class_name"]](**spec.get("config", {}))
+    """The optimizer a `serialize` dict describes; ValueError for an unknown class."""
+    return _REGISTRY.deserialize(spec)
 
 
 def get(optimizer) -> Optimizer:
-    if isinstance(optimizer, Optimizer):
-        return optimizer
-    if isinstance(optimizer, str) and optimizer.lower() in _CLASSES:
-        return _CLASSES[optimizer.lower()]()
-    raise ValueError(
-        f"optimizer: unknown optimizer {optimizer!r}; expected an Optimizer or one of "
-        f"{tuple(_CLASSES)}"
-    )
+    """A Optimizer instance: `optimizer` itself, or a new one by name (e.g. "adam").
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    return _REGISTRY.get(optimizer)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

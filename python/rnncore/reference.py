@@ -214,3 +214,7 @@ lstm, lstm_forward, lstm_backward = (
 )
 gru, gru_forward, gru_backward = _REFERENCE.gru, _REFERENCE.gru_forward, _REFERENCE.gru_backward
 rnn, rnn_forward, rnn_backward = _REFERENCE.rnn, _REFERENCE.rnn_forward, _REFERENCE.rnn_backward
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -112,3 +112,7 @@ def load_model(path):
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: invalid compile settings in metadata ({e})") from None
     return model
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -114,3 +114,7 @@ class Stream:
             if value.shape not in (view.shape, view.shape[1:] if self.batch_size == 1 else None):
                 raise ValueError(f"{name}: expected shape {view.shape}, got {value.shape}")
             view[...] = value
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -155,3 +155,7 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
         else:
             out[i, maxlen - len(s) :] = s
     return out
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -277,3 +277,7 @@ class Progbar:
         self.stream.write("\r" + line.ljust(self.drawn) + end)
         self.stream.flush()
         self.drawn = 0 if end else len(line)
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

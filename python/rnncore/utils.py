@@ -30,3 +30,7 @@ def new_generator(seed=None) -> np.random.Generator:
         return np.random.default_rng(int(seed))
     with _lock:
         return np.random.default_rng(_rng.integers(0, 2**63))
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

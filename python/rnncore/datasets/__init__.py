@@ -4,3 +4,7 @@ with checksum verification), plus labelled synthetic stand-ins that need no netw
 from . import imdb
 
 __all__ = ["imdb"]
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

@@ -255,3 +255,7 @@ def synthetic_texts(n=2000, seed=0):
         texts.append(" . ".join(sentences) + " .")
         labels[k] = int(score > 0)
     return texts, labels
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

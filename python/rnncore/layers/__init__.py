@@ -35,3 +35,7 @@ __all__ = [
     "SimpleRNN",
     "TimeDistributed",
 ]
+
+
+def __dir__():  # what tab completion and dir() show: the public names only
+    return __all__

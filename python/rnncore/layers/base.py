@@ -18,7 +18,9 @@ from collections import Counter
 
 import numpy as np
 
+from .. import activations, initializers
 from .._validate import check_memory, float_dtype
+from ..utils import new_generator
 
 _name_lock = threading.Lock()
 _name_counts: Counter = Counter()
@@ -207,6 +209,29 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class _KernelBiasLayer(Layer):
+    """Base of the layers computing activation(x · kernel + bias) (Dense, Conv1D): their
+    shared arguments, checked once, and their two weights."""
+
+    def _init_kernel_bias(self, activation, use_bias, kernel_initializer, bias_initializer,
+                          seed):  # fmt: skip
+        self.activation = activations.get(activation).name
+        self._act = activations.get(self.activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer, "kernel_initializer")
+        initializers.get(bias_initializer, "bias_initializer")
+        self._rng = new_generator(seed)
+
+    def _build_kernel_bias(self, kernel_shape: tuple, units: int) -> None:
+        init = initializers.get(self.kernel_initializer, "kernel_initializer")
+        self._make("kernel", kernel_shape, init, self._rng)
+        if self.use_bias:
+            binit = initializers.get(self.bias_initializer, "bias_initializer")
+            self._make("bias", (units,), binit, self._rng)
 
 
 def as_input_shape(shape):

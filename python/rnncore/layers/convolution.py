@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, initializers
 from .._validate import positive_int
-from ..utils import new_generator
-from .base import Layer, add_grad
+from .base import _KernelBiasLayer, add_grad
 
 
-class Conv1D(Layer):
+class Conv1D(_KernelBiasLayer):
     """1-D convolution over time: (batch, steps, channels) -> (batch, new_steps, filters)."""
 
     min_ndim = 3
@@ -52,19 +50,10 @@ class Conv1D(Layer):
                 "Conv1D: strides > 1 with dilation_rate > 1 is not supported (as Keras)"
             )
         self.padding = padding
-        self.activation = activations.get(activation).name
-        self._act = activations.get(self.activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        initializers.get(kernel_initializer, "kernel_initializer")
-        self._rng = new_generator(seed)
+        self._init_kernel_bias(activation, use_bias, kernel_initializer, bias_initializer, seed)
 
     def build(self, input_shape):
-        init = initializers.get(self.kernel_initializer, "kernel_initializer")
-        self._make("kernel", (self.kernel_size, input_shape[-1], self.filters), init, self._rng)
-        if self.use_bias:
-            binit = initializers.get(self.bias_initializer, "bias_initializer")
-            self._make("bias", (self.filters,), binit, self._rng)
+        self._build_kernel_bias((self.kernel_size, input_shape[-1], self.filters), self.filters)
 
     def _geometry(self, T):
         """(left pad, right pad, output steps) for an input of T steps."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, initializers
-from .._validate import positive_int, unit_rate
+from .. import initializers
+from .._validate import integer_ids, positive_int, unit_rate
 from ..utils import new_generator
-from .base import Layer, add_grad
+from .base import Layer, _KernelBiasLayer, add_grad
 
 
-class Dense(Layer):
+class Dense(_KernelBiasLayer):
     """y = activation(x · kernel + bias) over the last axis."""
 
     supports_masking = True
@@ -28,21 +28,10 @@ class Dense(Layer):
     ):
         super().__init__(**kwargs)
         self.units = positive_int("units", units)
-        self.activation = activations.get(activation).name
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        initializers.get(kernel_initializer, "kernel_initializer")
-        initializers.get(bias_initializer, "bias_initializer")
-        self._rng = new_generator(seed)
-        self._act = activations.get(self.activation)
+        self._init_kernel_bias(activation, use_bias, kernel_initializer, bias_initializer, seed)
 
     def build(self, input_shape):
-        init = initializers.get(self.kernel_initializer, "kernel_initializer")
-        self._make("kernel", (input_shape[-1], self.units), init, self._rng)
-        if self.use_bias:
-            binit = initializers.get(self.bias_initializer, "bias_initializer")
-            self._make("bias", (self.units,), binit, self._rng)
+        self._build_kernel_bias((input_shape[-1], self.units), self.units)
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -160,19 +149,9 @@ class Embedding(Layer):
 
 
 def _as_ids(name, x, input_dim):
-    x = np.asarray(x)
-    if x.dtype.kind == "f":
-        if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
-            raise TypeError(f"{name}: expected integer token ids, got non-integer floats")
-    elif x.dtype.kind not in "iub":
-        raise TypeError(f"{name}: expected integer token ids, got dtype {x.dtype}")
-    ids = x.astype(np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() >= input_dim):
-        raise ValueError(
-            f"{name}: token ids must be in [0, input_dim={input_dim}), got range "
-            f"[{ids.min()}, {ids.max()}]"
-        )
-    return ids
+    return integer_ids(
+        name, x, input_dim, "token ids", f"token ids must be in [0, input_dim={input_dim})"
+    )
 
 
 class Masking(Layer):
