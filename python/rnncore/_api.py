@@ -63,9 +63,12 @@ class Functional:
 
         Args:
             x: Inputs, (T, B, I), or (B, T, I) with `batch_first`; float32 or float64.
-            w_ih: Input weights, (4H, I). w_hh: recurrent weights, (4H, H).
-            b_ih, b_hh: Biases, (4H,) each, or None for none.
-            h0, c0: Initial states, (B, H) each, or None for zeros.
+            w_ih: Input weights, (4H, I).
+            w_hh: Recurrent weights, (4H, H).
+            b_ih: Input bias, (4H,), or None for none.
+            b_hh: Recurrent bias, (4H,), or None for none.
+            h0: Initial hidden state, (B, H), or None for zeros.
+            c0: Initial cell state, (B, H), or None for zeros.
             lengths: Real steps per row, (B,) integers in [0, T], or None (all T). Steps
                 past a row's length do no work and output zeros.
             reverse: Run each row from its last real step back to step 0.
@@ -99,7 +102,8 @@ class Functional:
         Args:
             cache: What `lstm_forward(..., training=True)` returned; used once.
             dy: Gradient of the outputs (like y), or None for zeros.
-            dh_n, dc_n: Gradients of the final states, (B, H), or None for zeros.
+            dh_n: Gradient of the final hidden state, (B, H), or None for zeros.
+            dc_n: Gradient of the final cell state, (B, H), or None for zeros.
 
         Returns:
             A dict with dx, dw_ih, dw_hh, db_ih, db_hh (None without that bias), dh0, dc0.

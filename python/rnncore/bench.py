@@ -75,10 +75,12 @@ def interleaved_medians(fns: dict, budget_s: float, min_reps: int = 3) -> dict:
 
 
 def forward_flops(cell: str, B, T, I, H) -> float:
+    """Multiply-add FLOPs of one forward pass of a `cell` family layer (2 per FMA)."""
     return 2.0 * T * B * CELLS[cell].gates * H * (I + H)
 
 
 def case_flops(cell, mode, shape) -> float:
+    """FLOPs of one timed call: forward, or forward + backward (3x) in training."""
     # Backward costs two GEMMs per forward GEMM (inputs and weights).
     return forward_flops(cell, *shape) * (1 if mode == "inference" else 3)
 
@@ -255,6 +257,7 @@ def _step_case(peers, name, budget):
 
 
 def print_table(result: dict) -> None:
+    """Prints a `run` result as the table benchmarks/RESULTS.md records."""
     print(f"rnncore bench: threads={result['threads']} isa={result['isa']}"
           f"{' (quick)' if result['quick'] else ''}")  # fmt: skip
     print("peers timed: " + (", ".join(result["peers"]) or "none"))
@@ -292,6 +295,7 @@ def print_table(result: dict) -> None:
 
 
 def main(args) -> int:
+    """`rnncore bench`: runs every case, prints the table, optionally writes JSON."""
     result = run(args.threads or rnncore.get_num_threads(), args.quick, args.memory)
     print_table(result)
     if args.json:

@@ -59,12 +59,14 @@ class TorchPeer(Peer):
 
     @classmethod
     def load(cls, threads):
+        """torch with `threads` intra-op threads."""
         import torch
 
         torch.set_num_threads(threads)
         return cls(torch)
 
     def label(self):
+        """`torch <version>`."""
         return f"torch {self.torch.__version__}"
 
     def _module(self, cell, params, suffix=""):
@@ -101,10 +103,12 @@ class TorchPeer(Peer):
         return train
 
     def layer_case(self, cell, mode, x, dy, params):
+        """torch.nn.RNN/LSTM/GRU with the case's weights (None for cells torch lacks)."""
         module = self._module(cell, params)
         return None if module is None else self._timed(module, mode, x, dy)
 
     def ragged_case(self, cell, mode, x, dy, lengths, params):
+        """The layer on a PackedSequence, packed inside the timed call."""
         module = self._module(cell, params)
         if module is None:
             return None
@@ -114,6 +118,7 @@ class TorchPeer(Peer):
                            output_grad=lambda out: out.data)  # fmt: skip
 
     def step_case(self, cell, xs, params):
+        """torch's *Cell module called once per step under no_grad."""
         module = self._module(cell, params, "Cell")
         if module is None:
             return None
@@ -138,12 +143,14 @@ class OrtPeer(Peer):
 
     @classmethod
     def load(cls, threads):
+        """onnxruntime with onnx (to build the graphs); ImportError when either is missing."""
         import onnx
         import onnxruntime
 
         return cls(onnxruntime, onnx, threads)
 
     def label(self):
+        """`onnxruntime <version>`."""
         return f"onnxruntime {self.ort.__version__}"
 
     def _session(self, cell, params, ragged=False):
@@ -185,6 +192,7 @@ class OrtPeer(Peer):
         return {n: np.zeros((1, B, H), np.float32) for n in states}
 
     def layer_case(self, cell, mode, x, dy, params):
+        """One ONNX RNN/LSTM/GRU operator over the whole sequence (inference only)."""
         if mode != "inference":
             return None
         sess, states = self._session(cell, params)
@@ -192,6 +200,7 @@ class OrtPeer(Peer):
         return lambda: sess.run(None, feed)
 
     def ragged_case(self, cell, mode, x, dy, lengths, params):
+        """The operator with sequence_lens (inference only)."""
         if mode != "inference":
             return None
         sess, states = self._session(cell, params, ragged=True)
@@ -200,6 +209,7 @@ class OrtPeer(Peer):
         return lambda: sess.run(None, feed)
 
     def step_case(self, cell, xs, params):
+        """The operator run with T=1 per step, its final state fed back."""
         sess, states = self._session(cell, params)
         B, H = xs.shape[1], params[1].shape[1]
 
@@ -243,9 +253,11 @@ class KerasPeer(Peer):
         return cls(keras)
 
     def label(self):
+        """`keras <version> (<backend> backend)`."""
         return f"keras {self.keras.__version__} ({self.keras.backend.backend()} backend)"
 
     def layer_case(self, cell, mode, x, dy, params):
+        """Keras's layer of the cell on the same data, batch-major."""
         H = params[1].shape[1]
         layer = getattr(self.keras.layers, cell.keras_layer)(
             H, return_sequences=True, **cell.keras_options

@@ -19,16 +19,32 @@ __all__ = [
 
 
 class Callback:
+    """Base class of fit's callbacks: override the hooks you need (Keras's names).
+
+    A callback sees the model (`self.model`, set by fit) and the epoch's logs: a dict of
+    the loss, the metrics and, with validation, their `val_` twins.
+    """
+
     model = None
 
     def set_model(self, model):
+        """Called by fit before training: the model this callback serves."""
         self.model = model
 
-    def on_train_begin(self, logs=None): ...
-    def on_train_end(self, logs=None): ...
-    def on_epoch_begin(self, epoch, logs=None): ...
-    def on_epoch_end(self, epoch, logs=None): ...
-    def on_train_batch_end(self, batch, logs=None): ...
+    def on_train_begin(self, logs=None):
+        """Called once when fit starts."""
+
+    def on_train_end(self, logs=None):
+        """Called once when fit ends (also after an interrupt or a stop)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of every epoch (0-based)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called after every epoch with its logs (loss, metrics, val_*)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after every training batch with {"loss": the batch's loss}."""
 
 
 class _Monitor(Callback):
@@ -61,6 +77,22 @@ class _Monitor(Callback):
 
 
 class EarlyStopping(_Monitor):
+    """Stops fit when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    Args:
+        monitor: The logged value to watch ("val_loss" by default).
+        min_delta: The smallest change that counts as an improvement.
+        patience: Epochs without improvement before stopping.
+        verbose: 1 prints a line when training stops.
+        mode: "min", "max" or "auto" (max for accuracy-like names).
+        restore_best_weights: Put back the weights of the best epoch when stopping.
+        baseline: A value the monitor must beat, or None.
+        start_from_epoch: Epochs to wait before watching.
+
+    Example:
+        >>> model.fit(x, y, validation_split=0.2, callbacks=[EarlyStopping(patience=3)])
+    """
+
     def __init__(
         self,
         monitor="val_loss",
@@ -77,12 +109,14 @@ class EarlyStopping(_Monitor):
         self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
 
     def on_train_begin(self, logs=None):
+        """Resets the wait counter and the best value."""
         self.wait, self.stopped_epoch, self.best_weights, self.best_epoch = 0, 0, None, 0
         self.best = math.inf if self.mode == "min" else -math.inf
         if self.baseline is not None:
             self.best = float(self.baseline)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Tracks the best value; stops training after `patience` epochs without one."""
         value = self.current(logs)
         if value is None or epoch < self.start_from_epoch:
             return
@@ -99,6 +133,7 @@ class EarlyStopping(_Monitor):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        """Restores the best weights when asked to and training stopped early."""
         if self.stopped_epoch and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -127,6 +162,7 @@ class ModelCheckpoint(_Monitor):
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
 
     def on_epoch_end(self, epoch, logs=None):
+        """Saves the model (or only its best epoch's) to the formatted path."""
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
@@ -144,6 +180,19 @@ class ModelCheckpoint(_Monitor):
 
 
 class ReduceLROnPlateau(_Monitor):
+    """Multiplies the learning rate by `factor` when `monitor` stalls for `patience` epochs.
+
+    Args:
+        monitor: The logged value to watch.
+        factor: The multiplier, in (0, 1).
+        patience: Epochs without improvement before a reduction.
+        verbose: 1 prints a line at every reduction.
+        mode: "min", "max" or "auto".
+        min_delta: The smallest change that counts as an improvement.
+        cooldown: Epochs to wait after a reduction.
+        min_lr: The learning rate never goes below it.
+    """
+
     def __init__(
         self,
         monitor="val_loss",
@@ -162,10 +211,12 @@ class ReduceLROnPlateau(_Monitor):
         self.cooldown, self.min_lr = int(cooldown), float(min_lr)
 
     def on_train_begin(self, logs=None):
+        """Resets the counters."""
         self.wait = self.cooldown_counter = 0
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
+        """Reduces the learning rate after `patience` epochs without improvement."""
         value = self.current(logs)
         if value is None:
             return
@@ -200,6 +251,7 @@ class LearningRateScheduler(Callback):
         self.schedule, self.verbose = schedule, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Sets the optimizer's learning rate to schedule(epoch, lr)."""
         lr = self.schedule(epoch, self.model.optimizer.learning_rate)
         if not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr) or lr < 0:
             raise ValueError(
@@ -214,6 +266,7 @@ class TerminateOnNaN(Callback):
     """Stops training as soon as a batch's loss is NaN or infinite."""
 
     def on_train_batch_end(self, batch, logs=None):
+        """Stops training when a batch's loss is NaN or infinite."""
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training", file=sys.stdout)

@@ -79,6 +79,7 @@ def _selfcheck(args) -> int:
 
 
 def main(argv=None) -> int:
+    """The `rnncore` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiler, threading, threads, instruction set")

@@ -71,6 +71,7 @@ def run(seed=0, quick=False, verbose=1, log=print):
 
 
 def table(rows) -> str:
+    """The demo's results as aligned text rows."""
     lines = [f"{'model':<14}{'valid MSE':>11}{'published':>11}{'params':>8}{'train s':>9}"]
     for name, mse, params, seconds in rows:
         pub = PUBLISHED.get(name)
@@ -114,6 +115,7 @@ def plot(path, histories, predictions, valid):
 
 
 def main(args) -> int:
+    """`rnncore demo`: trains and compares the forecasting tutorial's models."""
     if args.plot:
         try:
             import matplotlib  # noqa: F401

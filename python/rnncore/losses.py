@@ -30,6 +30,12 @@ def _shape(a):
 
 
 class Loss:
+    """Base class of the losses: the mean over samples (and steps) of `per_sample`.
+
+    Subclasses give `per_sample(y_true, y_pred)` (one value per output row) and its gradient;
+    `value_and_grad` returns the weighted mean and d(mean)/d(y_pred) for the trainer.
+    """
+
     name = "loss"
     sparse = False
 
@@ -76,29 +82,43 @@ class Loss:
         return value, dvalues * (weights / total)[..., None]
 
     def __call__(self, y_true, y_pred):
+        """The mean loss of predictions y_pred against labels y_true (a float)."""
         return self.value_and_grad(y_true, y_pred)[0]
 
     def get_config(self):
+        """The constructor arguments (Keras's config)."""
         return {"from_logits": self.from_logits}
 
 
 class MeanSquaredError(Loss):
+    """mean((y_true - y_pred)^2) over the last axis ("mse")."""
+
     name = "mean_squared_error"
 
     def per_sample(self, t, p):
+        """(value, gradient) per output row."""
         e = p - t
         return (e * e).mean(axis=-1), 2 * e / e.shape[-1]
 
 
 class MeanAbsoluteError(Loss):
+    """mean(|y_true - y_pred|) over the last axis ("mae")."""
+
     name = "mean_absolute_error"
 
     def per_sample(self, t, p):
+        """(value, gradient) per output row."""
         e = p - t
         return np.abs(e).mean(axis=-1), np.sign(e) / e.shape[-1]
 
 
 class Huber(Loss):
+    """Quadratic within `delta` of the target, linear beyond ("huber").
+
+    Args:
+        delta: Where the loss turns from quadratic to linear.
+    """
+
     name = "huber"
 
     def __init__(self, delta=1.0):
@@ -106,6 +126,7 @@ class Huber(Loss):
         self.delta = float(delta)
 
     def per_sample(self, t, p):
+        """(value, gradient) per output row."""
         e, d = p - t, self.delta
         small = np.abs(e) <= d
         v = np.where(small, 0.5 * e * e, d * (np.abs(e) - 0.5 * d))
@@ -113,13 +134,17 @@ class Huber(Loss):
         return v.mean(axis=-1), g / e.shape[-1]
 
     def get_config(self):
+        """{"delta": delta}."""
         return {"delta": self.delta}
 
 
 class BinaryCrossentropy(Loss):
+    """Cross-entropy of probabilities in (0, 1) against 0/1 labels ("binary_crossentropy")."""
+
     name = "binary_crossentropy"
 
     def check(self, y_true, y_pred):
+        """Labels must match the predictions' shape."""
         y_true = super().check(y_true, y_pred)
         if y_true.size and (y_true.min() < 0 or y_true.max() > 1):
             raise ValueError(f"{self.name}: labels must be in [0, 1], got range "
@@ -127,6 +152,7 @@ class BinaryCrossentropy(Loss):
         return y_true
 
     def per_sample(self, t, p):
+        """(value, gradient) per output row, probabilities clipped away from 0 and 1."""
         n = p.shape[-1]
         if self.from_logits:
             v = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
@@ -138,9 +164,12 @@ class BinaryCrossentropy(Loss):
 
 
 class CategoricalCrossentropy(Loss):
+    """Cross-entropy of class probabilities against one-hot labels ("categorical_crossentropy")."""
+
     name = "categorical_crossentropy"
 
     def per_sample(self, t, p):
+        """(value, gradient) per output row."""
         if self.from_logits:
             z = p - p.max(axis=-1, keepdims=True)
             log_sm = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -153,10 +182,13 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Cross-entropy against integer class ids ("sparse_categorical_crossentropy")."""
+
     name = "sparse_categorical_crossentropy"
     sparse = True
 
     def check(self, y_true, y_pred):
+        """Integer class ids in [0, classes), one per output row; returned one-hot."""
         y_true = np.asarray(y_true)
         n = y_pred.shape[-1]
         if y_true.shape == y_pred.shape[:-1] + (1,) and n != 1:

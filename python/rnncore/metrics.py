@@ -43,6 +43,13 @@ class Metric:
 
 
 def get(name, loss: losses_mod.Loss, output_dim: int) -> Metric:
+    """The metric called `name` for a model compiled with `loss` and `output_dim` outputs.
+
+    "accuracy" picks the binary, categorical or sparse form from the loss, as Keras does.
+
+    Raises:
+        ValueError: an unknown metric name.
+    """
     if name in ("accuracy", "acc"):
         if isinstance(loss, losses_mod.CategoricalCrossentropy):
             return Metric("accuracy", categorical_accuracy, loss)

@@ -41,6 +41,12 @@ class Sequential(TrainingLoop):
 
     # ---- structure ----
     def add(self, layer):
+        """Appends a layer (an InputLayer first fixes the input shape).
+
+        Raises:
+            TypeError: not a Layer.
+            ValueError: a second InputLayer, or a layer that is already in the model.
+        """
         if isinstance(layer, Sequential):
             for sub in layer.layers:
                 self.add(sub)
@@ -71,6 +77,7 @@ class Sequential(TrainingLoop):
 
     @property
     def input_dtype(self):
+        """The dtype inputs are cast to (the InputLayer's, else the model's)."""
         return self.dtype or np.dtype(np.float32)
 
     def build(self, input_shape=None):
@@ -104,6 +111,7 @@ class Sequential(TrainingLoop):
         return out
 
     def count_params(self) -> int:
+        """The number of weights (scalars) in all layers."""
         return sum(layer.count_params() for layer in self.layers)
 
     # ---- running ----
@@ -147,13 +155,20 @@ class Sequential(TrainingLoop):
                 break
 
     def __call__(self, x, training=False):
+        """The model applied to x (no batching): `y = model(x)`."""
         y, _, _ = self._forward(self._prepare_x(x), bool(training))
         return y
 
     def get_weights(self):
+        """Every layer's weights in order (Keras's layout)."""
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
+        """Sets every layer's weights from `get_weights()`'s list.
+
+        Raises:
+            ValueError: a wrong number of arrays or a wrong shape.
+        """
         weights = list(weights)
         counts = [len(layer.get_weights()) for layer in self.layers]
         if len(weights) != sum(counts):
@@ -164,11 +179,13 @@ class Sequential(TrainingLoop):
             start += n
 
     def reset_states(self):
+        """Forgets the state of every stateful layer."""
         for layer in self.layers:
             layer.reset_states()
 
     # ---- files ----
     def get_config(self):
+        """{name, layers (serialized), dtype, input_shape}: what rebuilds the model."""
         cfg = {"name": self.name, "layers": [layers_mod.serialize(lyr) for lyr in self.layers]}
         if self.dtype is not None:
             cfg["dtype"] = self.dtype.name
@@ -188,6 +205,14 @@ class Sequential(TrainingLoop):
         saving.assign_tensors(self, path, tensors)
 
     def summary(self, print_fn=print):
+        """Prints the layers, their output shapes and parameter counts (as Keras).
+
+        Args:
+            print_fn: Where the lines go (print by default).
+
+        Raises:
+            ValueError: the input shape is not known yet.
+        """
         shape = (None,) + tuple(self.built_input_shape) if self.built_input_shape else None
         if shape is None:
             raise ValueError(

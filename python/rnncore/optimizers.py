@@ -29,6 +29,17 @@ def _norm(g) -> float:
 
 
 class Optimizer:
+    """Base class of the optimizers: updates parameters in place from their gradients.
+
+    Args:
+        learning_rate: Step size.
+        clipnorm: Clip each gradient to this norm, or None.
+        clipvalue: Clip each gradient's entries to [-clipvalue, clipvalue], or None.
+        global_clipnorm: Clip all gradients together to this norm, or None.
+
+    Updates of all parameters of one dtype run as one flat array operation.
+    """
+
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.learning_rate = _positive("learning_rate", learning_rate)
         self.clipnorm = None if clipnorm is None else _positive("clipnorm", clipnorm)
@@ -129,11 +140,14 @@ class Optimizer:
     config_keys: tuple = ()
 
     def get_config(self):
+        """The constructor arguments (Keras's config)."""
         keys = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm") + self.config_keys
         return {k: getattr(self, k) for k in keys}
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum ("sgd")."""
+
     config_keys = ("momentum", "nesterov")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
@@ -152,6 +166,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (Kingma and Ba 2015), Keras's defaults ("adam")."""
+
     config_keys = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
@@ -168,6 +184,8 @@ class Adam(Optimizer):
 
 
 class RMSprop(Optimizer):
+    """RMSprop, Keras's defaults ("rmsprop", compile's default)."""
+
     config_keys = ("rho", "momentum", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, **kwargs):
@@ -189,6 +207,8 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
+    """Adagrad, Keras's defaults ("adagrad")."""
+
     config_keys = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):

@@ -92,10 +92,12 @@ class Stream:
 
     @property
     def h(self) -> np.ndarray:
+        """A copy of the hidden state, (batch_size, H)."""
         return self._h.copy()
 
     @property
     def c(self):
+        """A copy of the LSTM cell state (AttributeError for other cells)."""
         if self._c is None:
             raise AttributeError(f"Stream: a {self.cell} layer has no cell state c")
         return self._c.copy()

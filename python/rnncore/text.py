@@ -76,6 +76,7 @@ class Tokenizer:
         return self
 
     def texts_to_sequences(self, texts) -> list[list[int]]:
+        """Each text as the list of its words' indices (unknown words left out, or oov)."""
         if not self.word_index:
             raise ValueError("Tokenizer: call fit_on_texts before texts_to_sequences")
         oov = self.word_index.get(self.oov_token) if self.oov_token is not None else None
@@ -99,6 +100,7 @@ class Tokenizer:
                          and i in self.index_word) for seq in sequences]  # fmt: skip
 
     def to_json(self) -> str:
+        """The tokenizer's vocabulary and settings as JSON text."""
         return json.dumps({"config": {k: getattr(self, k) for k in (
             "num_words", "filters", "lower", "split", "char_level", "oov_token")},
             "word_counts": dict(self.word_counts), "document_count": self.document_count,
@@ -106,6 +108,7 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, text: str) -> Tokenizer:
+        """A tokenizer from `to_json()`'s text."""
         data = json.loads(text)
         tok = cls(**data["config"])
         tok.word_counts = Counter(data["word_counts"])

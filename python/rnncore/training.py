@@ -34,6 +34,19 @@ class TrainingLoop:
     _rng = None
 
     def predict(self, x, batch_size=32, verbose=0):
+        """The model's outputs for x, computed `batch_size` samples at a time.
+
+        Args:
+            x: Inputs, samples first, e.g. (samples, steps, features).
+            batch_size: Samples per forward pass.
+            verbose: 1 shows a progress bar.
+
+        Returns:
+            The outputs, samples first (dropout inactive).
+
+        Example:
+            >>> y_hat = model.predict(x_test)
+        """
         x = self._prepare_x(x)
         batch_size = _batch_size(batch_size)
         outs = []
@@ -48,6 +61,20 @@ class TrainingLoop:
     # ---- weights and state ----
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Sets the optimizer, the loss and the metrics fit and evaluate use.
+
+        Args:
+            optimizer: An Optimizer, or a name ("adam", "sgd", "rmsprop", "adagrad").
+            loss: A Loss, or a name ("mse", "mae", "huber", "binary_crossentropy",
+                "categorical_crossentropy", "sparse_categorical_crossentropy").
+            metrics: Names of metrics to report ("accuracy", "mae", "mse").
+
+        Raises:
+            ValueError: no loss, or an unknown name.
+
+        Example:
+            >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        """
         if loss is None:
             raise ValueError("compile: a loss is required (e.g. loss='mse')")
         self.optimizer = optimizers_mod.get(optimizer)
@@ -94,6 +121,32 @@ class TrainingLoop:
         callbacks=None,
         initial_epoch=0,
     ):
+        """Trains the model on (x, y) for `epochs` passes, as Keras's fit.
+
+        Args:
+            x: Inputs, samples first.
+            y: Targets, one per sample.
+            batch_size: Samples per gradient step.
+            epochs: The epoch to stop before (training runs initial_epoch .. epochs-1).
+            verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
+            validation_split: The fraction of the samples, taken from the end, held out for
+                validation (ignored when validation_data is given).
+            validation_data: (x_val, y_val) scored after every epoch.
+            shuffle: Shuffle the samples every epoch (from the seeded generator).
+            callbacks: Callback instances (EarlyStopping, ModelCheckpoint, ...).
+            initial_epoch: The epoch to start from (to resume training).
+
+        Returns:
+            A History: `history.history` maps "loss", the metrics and their "val_" twins to
+            per-epoch lists.
+
+        Raises:
+            RuntimeError: the model is not compiled.
+            ValueError: empty or mismatched x and y, or a bad argument (named).
+
+        Example:
+            >>> history = model.fit(x, y, epochs=10, batch_size=32, validation_split=0.2)
+        """
         self._require_compiled("fit")
         x, y = self._prepare_x(x), _check_y(x, y)
         _require_samples("x", x)
@@ -180,7 +233,21 @@ class TrainingLoop:
         return _means(totals)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
-        """The loss (a float), or [loss, *metrics] when compiled with metrics."""
+        """The loss on (x, y) (a float), or [loss, *metrics] when compiled with metrics.
+
+        Args:
+            x: Inputs, samples first.
+            y: Targets, one per sample.
+            batch_size: Samples per forward pass.
+            verbose: 1 or 2 prints the results.
+            return_dict: Return {"loss": ..., metric: ...} instead.
+
+        Raises:
+            RuntimeError: the model is not compiled.
+
+        Example:
+            >>> test_loss = model.evaluate(x_test, y_test)
+        """
         self._require_compiled("evaluate")
         x = _require_samples("x", self._prepare_x(x))
         logs = self._evaluate_logs(x, _check_y(x, y), _batch_size(batch_size))
@@ -251,6 +318,7 @@ class Progbar:
         return "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
 
     def update(self, current, logs):
+        """Redraws the bar at step `current` (verbose=1, at most every 0.1 s)."""
         if self.verbose != 1:
             return
         now = time.perf_counter()
@@ -265,6 +333,7 @@ class Progbar:
         self._draw(f"{current}/{self.target} [{bar}] - ETA: {eta:.0f}s{self._values(logs)}")
 
     def finish(self, logs):
+        """Prints the epoch's final line with its time per step and logs."""
         if not self.verbose:
             return
         elapsed = time.perf_counter() - self.start

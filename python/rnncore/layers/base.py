@@ -38,10 +38,12 @@ def _auto_name(cls_name: str) -> str:
 
 
 def shape_str(shape) -> str:
+    """A shape as Keras prints it: `(None, 50, 1)`."""
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
 
 
 def add_grad(grads, key, g):
+    """Adds gradient `g` into `grads[key]` (a layer used twice accumulates both)."""
     if key in grads:
         grads[key] = grads[key] + g
     else:
@@ -81,18 +83,25 @@ class Layer:
 
     # ---- hooks for subclasses ----
     def build(self, input_shape):
+        """Creates the weights for inputs of `input_shape` (batch axis first, None)."""
         pass
 
     def output_shape(self, input_shape):
+        """The output shape for an input of `input_shape` (batch axis first)."""
         return input_shape
 
     def forward(self, x, mask, training):
+        """(y, ctx) for input x and its (batch, time) mask; ctx is what backward needs
+        (None when not training).
+        """
         raise NotImplementedError
 
     def backward(self, ctx, dy, grads):
+        """d(loss)/dx from d(loss)/dy; adds each weight's gradient into grads[(self, name)]."""
         raise NotImplementedError
 
     def compute_mask(self, x, mask):
+        """The (batch, time) mask this layer passes on (its input's, or None)."""
         return mask if self.supports_masking else None
 
     def check_input(self, shape):
@@ -116,9 +125,11 @@ class Layer:
     # ---- building and calling ----
     @property
     def compute_dtype(self) -> np.dtype:
+        """The float dtype the layer computes in (its dtype, float32 by default)."""
         return self.dtype or np.dtype(np.float32)
 
     def ensure_built(self, input_shape):
+        """Checks an input of `input_shape` fits, and builds the weights on first use."""
         input_shape = tuple(input_shape)
         self.check_input(input_shape)
         if self.built:
@@ -145,12 +156,20 @@ class Layer:
         self.params[name] = np.asarray(initializer(tuple(shape), rng), dtype=self.compute_dtype)
 
     def __call__(self, x, training=False, mask=None):
+        """The layer applied to array x, as in Keras: `y = layer(x)` (builds on first use).
+
+        Args:
+            x: An array, batch axis first.
+            training: Run as in training (dropout active).
+            mask: An optional (batch, time) boolean mask.
+        """
         x = self.cast_input(x)
         self.ensure_built(x.shape)
         y, _ = self.forward(x, mask, bool(training))
         return y
 
     def cast_input(self, x):
+        """x as an array of the compute dtype; TypeError for non-numeric input."""
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{self.name}: expected a numeric array, got dtype {x.dtype}")
@@ -158,9 +177,11 @@ class Layer:
 
     # ---- weights ----
     def sublayers(self):
+        """The layers this one wraps (Bidirectional, TimeDistributed), else none."""
         return []
 
     def count_params(self) -> int:
+        """The number of weights (scalars), wrapped layers included."""
         return int(sum(p.size for p in self.params.values())) + sum(
             s.count_params() for s in self.sublayers()
         )
@@ -170,6 +191,11 @@ class Layer:
         return [p.copy() for p in self.params.values()]
 
     def set_weights(self, weights):
+        """Sets the weights from arrays in Keras's layout and order (see get_weights).
+
+        Raises:
+            ValueError: a wrong number of arrays or a wrong shape (named).
+        """
         weights = list(weights)
         mine = self.get_weights()
         if len(weights) != len(mine):
@@ -187,6 +213,7 @@ class Layer:
             np.copyto(p, np.asarray(w, dtype=p.dtype))
 
     def reset_states(self):
+        """Forgets carried state (stateful recurrent layers)."""
         for s in self.sublayers():
             s.reset_states()
 
@@ -194,6 +221,7 @@ class Layer:
     config_keys: tuple = ()
 
     def get_config(self) -> dict:
+        """The constructor arguments that rebuild this layer (Keras's config)."""
         cfg = {"name": self.name, "trainable": self.trainable}
         if self.dtype is not None:
             cfg["dtype"] = self.dtype.name
@@ -205,6 +233,7 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        """A new layer from `get_config()`'s dict."""
         return cls(**config)
 
     def __repr__(self):
@@ -235,6 +264,7 @@ class _KernelBiasLayer(Layer):
 
 
 def as_input_shape(shape):
+    """`shape` as a tuple of ints and None; TypeError/ValueError naming input_shape."""
     try:
         shape = tuple(shape)
     except TypeError:
@@ -256,12 +286,15 @@ class InputLayer(Layer):
         self.input_dtype = None if dtype is None else np.dtype(dtype)
 
     def forward(self, x, mask, training):
+        """Passes x through."""
         return x, None
 
     def backward(self, ctx, dy, grads):
+        """Passes the gradient through."""
         return dy
 
     def get_config(self):
+        """{name, shape (, dtype)}."""
         cfg = {"name": self.name, "shape": list(self.input_shape)}
         if self.input_dtype is not None:
             cfg["dtype"] = self.input_dtype.name

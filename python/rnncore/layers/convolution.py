@@ -53,6 +53,7 @@ class Conv1D(_KernelBiasLayer):
         self._init_kernel_bias(activation, use_bias, kernel_initializer, bias_initializer, seed)
 
     def build(self, input_shape):
+        """Creates kernel (kernel_size, channels, filters) and bias (filters,)."""
         self._build_kernel_bias((self.kernel_size, input_shape[-1], self.filters), self.filters)
 
     def _geometry(self, T):
@@ -68,6 +69,7 @@ class Conv1D(_KernelBiasLayer):
         return total // 2, total - total // 2, out
 
     def output_shape(self, input_shape):
+        """(batch, output steps, filters) for the padding, strides and dilation."""
         T = input_shape[1]
         return (input_shape[0], None if T is None else self._geometry(T)[2], self.filters)
 
@@ -82,6 +84,7 @@ class Conv1D(_KernelBiasLayer):
         ]
 
     def forward(self, x, mask, training):
+        """The convolution as one GEMM over gathered taps, then the activation."""
         B, T, C = x.shape
         left, right, out = self._geometry(T)
         if out == 0:
@@ -98,6 +101,7 @@ class Conv1D(_KernelBiasLayer):
         return y, ((cols, a, y, xp.shape, left, T) if training else None)
 
     def backward(self, ctx, dy, grads):
+        """Gradients of kernel, bias and the input (taps scattered back)."""
         cols, a, y, padded_shape, left, T = ctx
         B, out, k, C = cols.shape
         da = self._act.backward(a, y, dy).reshape(B * out, self.filters)

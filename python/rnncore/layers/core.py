@@ -31,12 +31,15 @@ class Dense(_KernelBiasLayer):
         self._init_kernel_bias(activation, use_bias, kernel_initializer, bias_initializer, seed)
 
     def build(self, input_shape):
+        """Creates kernel (features, units) and bias (units,)."""
         self._build_kernel_bias((input_shape[-1], self.units), self.units)
 
     def output_shape(self, input_shape):
+        """The input shape with the last axis replaced by units."""
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, mask, training):
+        """activation(x · kernel + bias) over the last axis."""
         a = x @ self.params["kernel"]
         if self.use_bias:
             a = a + self.params["bias"]
@@ -44,6 +47,7 @@ class Dense(_KernelBiasLayer):
         return y, ((x, a, y) if training else None)
 
     def backward(self, ctx, dy, grads):
+        """Gradients of kernel, bias and x."""
         x, a, y = ctx
         da = self._act.backward(a, y, dy)
         x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, da.shape[-1])
@@ -68,6 +72,7 @@ class Dropout(Layer):
         self._rng = new_generator(seed)
 
     def forward(self, x, mask, training):
+        """Zeroes a random fraction `rate` of x in training (the rest scaled up); x otherwise."""
         if not training or self.rate == 0:
             return x, None
         shape = x.shape
@@ -78,6 +83,7 @@ class Dropout(Layer):
         return x * keep, keep
 
     def backward(self, ctx, dy, grads):
+        """The gradient through the same kept entries."""
         return dy if ctx is None else dy * ctx
 
 
@@ -87,13 +93,16 @@ class Flatten(Layer):
     variable_time = False
 
     def output_shape(self, input_shape):
+        """(batch, product of the other axes)."""
         rest = input_shape[1:]
         return (input_shape[0], None if None in rest else int(np.prod(rest)))
 
     def forward(self, x, mask, training):
+        """x reshaped to (batch, -1)."""
         return x.reshape(x.shape[0], -1), (x.shape if training else None)
 
     def backward(self, ctx, dy, grads):
+        """The gradient reshaped back to x's shape."""
         return dy.reshape(ctx)
 
 
@@ -121,27 +130,34 @@ class Embedding(Layer):
         self._rng = new_generator(seed)
 
     def cast_input(self, x):
+        """The ids as int64; TypeError/ValueError for non-integer or out-of-range ids."""
         return _as_ids(self.name, x, self.input_dim)
 
     def check_input(self, shape):  # any rank and length: ids are looked up one by one
+        """Any rank and length: ids are looked up one by one."""
         if len(shape) < 1:
             raise ValueError(f"Embedding '{self.name}': expected ids of rank >= 1, got a scalar")
 
     def build(self, input_shape):
+        """Creates the (input_dim, output_dim) embedding table."""
         init = initializers.get(self.embeddings_initializer, "embeddings_initializer")
         self._make("embeddings", (self.input_dim, self.output_dim), init, self._rng)
 
     def output_shape(self, input_shape):
+        """The ids' shape plus output_dim."""
         return tuple(input_shape) + (self.output_dim,)
 
     def compute_mask(self, x, mask):
+        """With mask_zero, the positions whose id is not 0."""
         return (x != 0) if self.mask_zero else None
 
     def forward(self, x, mask, training):
+        """The rows of the table for the ids."""
         x = _as_ids(self.name, x, self.input_dim)
         return self.params["embeddings"][x], (x if training else None)
 
     def backward(self, ctx, dy, grads):
+        """Adds each position's gradient into its id's row; ids have no gradient."""
         dw = np.zeros_like(self.params["embeddings"])
         np.add.at(dw, ctx.ravel(), dy.reshape(-1, self.output_dim))
         add_grad(grads, (self, "embeddings"), dw)
@@ -166,11 +182,14 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
 
     def compute_mask(self, x, mask):
+        """The time steps where any feature differs from mask_value."""
         return np.any(x != self.mask_value, axis=-1)
 
     def forward(self, x, mask, training):
+        """x with the masked steps zeroed."""
         keep = np.any(x != self.mask_value, axis=-1, keepdims=True)
         return x * keep, (keep if training else None)
 
     def backward(self, ctx, dy, grads):
+        """The gradient with the masked steps zeroed."""
         return dy * ctx

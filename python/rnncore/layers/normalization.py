@@ -28,12 +28,14 @@ class LayerNormalization(Layer):
         self.epsilon, self.center, self.scale = _epsilon(epsilon), bool(center), bool(scale)
 
     def build(self, input_shape):
+        """Creates gamma and beta over the last axis (when scale / center)."""
         if self.scale:
             self._make("gamma", (input_shape[-1],), initializers.ones, None)
         if self.center:
             self._make("beta", (input_shape[-1],), initializers.zeros, None)
 
     def forward(self, x, mask, training):
+        """gamma · (x - mean) / sqrt(var + epsilon) + beta over the last axis."""
         xhat, inv = _normalize(x, self.epsilon)
         y = xhat * self.params["gamma"] if self.scale else xhat
         if self.center:
@@ -41,6 +43,7 @@ class LayerNormalization(Layer):
         return y, ((xhat, inv) if training else None)
 
     def backward(self, ctx, dy, grads):
+        """Gradients of gamma, beta and x."""
         xhat, inv = ctx
         flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
         if self.center:

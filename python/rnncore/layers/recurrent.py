@@ -338,7 +338,32 @@ def _check_mask(name, mask, B, T):
 
 
 class SimpleRNN(_Recurrent):
-    """Keras SimpleRNN: h = act(x·kernel + h·recurrent_kernel + bias), act tanh or relu."""
+    """Keras's SimpleRNN on the fused kernels: h' = activation(x·kernel + h·recurrent_kernel + b).
+
+    Args:
+        units: Size of the state and output.
+        activation: "tanh" or "relu".
+        use_bias: Whether the layer has biases.
+        kernel_initializer: Initializer of the input weights (a name, as in Keras).
+        recurrent_initializer: Initializer of the recurrent weights.
+        bias_initializer: Initializer of the biases.
+        dropout: Fraction of the input features dropped in training (one mask per sequence).
+        recurrent_dropout: Fraction of the state entering the recurrent product dropped in
+            training (one mask per sequence: variational dropout).
+        return_sequences: Return every step's output (batch, steps, units), not only the last.
+        return_state: Also return the final state(s).
+        go_backwards: Process the sequence in reverse.
+        stateful: Carry the final state into the next call (reset with reset_states()).
+        zero_output_for_mask: Masked steps output zeros instead of the last real output.
+        seed: Seed of the initializers and dropout masks (None: the global seed).
+        **kwargs: name, input_shape, dtype, trainable (as every layer).
+
+    Input (batch, steps, features); output (batch, units), or (batch, steps, units) with
+    return_sequences; a (batch, steps) mask skips steps, as in Keras.
+
+    Example:
+        >>> model = rnncore.Sequential([rnncore.Input((50, 1)), SimpleRNN(20), Dense(1)])
+    """
 
     def _check_activations(self):
         if self.activation not in ("tanh", "relu"):
@@ -346,28 +371,123 @@ class SimpleRNN(_Recurrent):
                 f"SimpleRNN: activation must be 'tanh' or 'relu', got {self.activation!r}"
             )
 
-    def __init__(self, units, activation="tanh", **kwargs):
-        kwargs.setdefault("recurrent_activation", "sigmoid")
-        super().__init__(units, activation=activation, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        zero_output_for_mask=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            zero_output_for_mask=zero_output_for_mask,
+            seed=seed,
+            **kwargs,
+        )
 
     def _cell_options(self):
         return {"nonlinearity": self.activation}
 
     def get_config(self):
+        """The config, without recurrent_activation (SimpleRNN has none)."""
         cfg = super().get_config()
         del cfg["recurrent_activation"]
         return cfg
 
 
 class LSTM(_Recurrent):
-    """Keras LSTM (gates i, f, c, o; PyTorch's i, f, g, o is the same order)."""
+    """Keras's LSTM on the fused kernels (gates i, f, c, o; PyTorch's i, f, g, o is that order).
+
+    Args:
+        units: Size of the state and output.
+        activation: "tanh" (the fused kernels' cell activation).
+        recurrent_activation: "sigmoid" (the fused kernels' gate activation).
+        use_bias: Whether the layer has biases.
+        unit_forget_bias: Start the forget gate's bias at 1 (Keras's default).
+        kernel_initializer: Initializer of the input weights (a name, as in Keras).
+        recurrent_initializer: Initializer of the recurrent weights.
+        bias_initializer: Initializer of the biases.
+        dropout: Fraction of the input features dropped in training (one mask per sequence).
+        recurrent_dropout: Fraction of the state entering the recurrent product dropped in
+            training (one mask per sequence: variational dropout).
+        return_sequences: Return every step's output (batch, steps, units), not only the last.
+        return_state: Also return the final state(s).
+        go_backwards: Process the sequence in reverse.
+        stateful: Carry the final state into the next call (reset with reset_states()).
+        zero_output_for_mask: Masked steps output zeros instead of the last real output.
+        seed: Seed of the initializers and dropout masks (None: the global seed).
+        **kwargs: name, input_shape, dtype, trainable (as every layer).
+
+    Returns [output, h, c] with return_state.
+
+    Example:
+        >>> model = rnncore.Sequential([rnncore.Input((None, 8)), LSTM(32), Dense(1)])
+    """
 
     family = "lstm"
     config_keys = _Recurrent.config_keys + ("unit_forget_bias",)
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        zero_output_for_mask=False,
+        seed=None,
+        **kwargs,
+    ):
         self.unit_forget_bias = bool(unit_forget_bias)
-        super().__init__(units, **kwargs)
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            zero_output_for_mask=zero_output_for_mask,
+            seed=seed,
+            **kwargs,
+        )
 
     def _init_bias(self):
         if self.unit_forget_bias:
@@ -375,14 +495,75 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """Keras GRU (gates z, r, h; PyTorch order r, z, n). reset_after=True keeps two biases."""
+    """Keras's GRU on the fused kernels (gates z, r, h; PyTorch's order is r, z, n).
+
+    Args:
+        units: Size of the state and output.
+        activation: "tanh" (the fused kernels' candidate activation).
+        recurrent_activation: "sigmoid" (the fused kernels' gate activation).
+        use_bias: Whether the layer has biases.
+        reset_after: Apply the reset gate after the recurrent product (Keras's and
+            PyTorch's default; two biases) or before it (one bias).
+        kernel_initializer: Initializer of the input weights (a name, as in Keras).
+        recurrent_initializer: Initializer of the recurrent weights.
+        bias_initializer: Initializer of the biases.
+        dropout: Fraction of the input features dropped in training (one mask per sequence).
+        recurrent_dropout: Fraction of the state entering the recurrent product dropped in
+            training (one mask per sequence: variational dropout).
+        return_sequences: Return every step's output (batch, steps, units), not only the last.
+        return_state: Also return the final state(s).
+        go_backwards: Process the sequence in reverse.
+        stateful: Carry the final state into the next call (reset with reset_states()).
+        zero_output_for_mask: Masked steps output zeros instead of the last real output.
+        seed: Seed of the initializers and dropout masks (None: the global seed).
+        **kwargs: name, input_shape, dtype, trainable (as every layer).
+
+    Example:
+        >>> model = rnncore.Sequential([rnncore.Input((None, 8)), GRU(32), Dense(1)])
+    """
 
     family = "gru"
     config_keys = _Recurrent.config_keys + ("reset_after",)
 
-    def __init__(self, units, reset_after=True, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        reset_after=True,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        zero_output_for_mask=False,
+        seed=None,
+        **kwargs,
+    ):
         self.reset_after = bool(reset_after)
-        super().__init__(units, **kwargs)
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            zero_output_for_mask=zero_output_for_mask,
+            seed=seed,
+            **kwargs,
+        )
 
     def _has_b_hh(self):
         return self.reset_after
@@ -423,6 +604,7 @@ class LayerNormSimpleRNN(Layer):
         self._rng = new_generator(seed)
 
     def build(self, input_shape):
+        """Creates kernel, recurrent_kernel, bias, gamma and beta."""
         I, H = input_shape[-1], self.units
         if I is None:
             raise ValueError(f"{self.name}: the feature axis of the input must be known")
@@ -435,13 +617,18 @@ class LayerNormSimpleRNN(Layer):
         self._make("beta", (H,), initializers.zeros, None)
 
     def output_shape(self, input_shape):
+        """(batch, units), or (batch, steps, units) with return_sequences."""
         B, T = input_shape[0], input_shape[1]
         return (B, T, self.units) if self.return_sequences else (B, self.units)
 
     def compute_mask(self, x, mask):
+        """The input mask when returning sequences, else None."""
         return mask if self.return_sequences else None
 
     def forward(self, x, mask, training):
+        """The recurrence in NumPy: one GEMM for every input projection, then a
+        step at a time.
+        """
         p, (B, T, _) = self.params, x.shape
         keep = None if mask is None else _check_mask(self.name, mask, B, T)
         if self.go_backwards:
@@ -462,6 +649,7 @@ class LayerNormSimpleRNN(Layer):
         return out, ((x, keep, steps) if training else None)
 
     def backward(self, ctx, dy, grads):
+        """Backpropagation through time for every weight and the input."""
         x, keep, steps = ctx
         p, (B, T, _) = self.params, x.shape
         dseq = dy if self.return_sequences else np.zeros((B, T, self.units), dy.dtype)

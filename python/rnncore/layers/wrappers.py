@@ -43,23 +43,28 @@ class Bidirectional(Layer):
             sub.dtype = sub.dtype or self.dtype
 
     def sublayers(self):
+        """The forward and backward layers."""
         return [self.forward_layer, self.backward_layer]
 
     def build(self, input_shape):
+        """Builds both layers for the input shape."""
         for sub in self.sublayers():
             sub.dtype = sub.dtype or self.dtype
             sub.ensure_built(input_shape)
 
     def output_shape(self, input_shape):
+        """The merged output shape (concat doubles the feature axis)."""
         shape = self.forward_layer.output_shape(input_shape)
         if self.merge_mode == "concat":
             return shape[:-1] + (2 * shape[-1],)
         return shape
 
     def compute_mask(self, x, mask):
+        """The input mask when returning sequences, else None."""
         return mask if self.return_sequences else None
 
     def forward(self, x, mask, training):
+        """Both directions over x, their outputs merged by merge_mode."""
         yf, cf = self.forward_layer.forward(x, mask, training)
         yb, cb = self.backward_layer.forward(x, mask, training)
         if self.return_sequences:
@@ -78,6 +83,7 @@ class Bidirectional(Layer):
         return y, ((cf, cb, yf, yb) if training else None)
 
     def backward(self, ctx, dy, grads):
+        """The merged gradient split into both directions; their dx summed."""
         cf, cb, yf, yb = ctx
         m = self.merge_mode
         if m == "concat":
@@ -97,6 +103,7 @@ class Bidirectional(Layer):
         return dx + self.backward_layer.backward(cb, np.ascontiguousarray(dyb), grads)
 
     def get_weights(self):
+        """The forward layer's weights, then the backward layer's (Keras's order)."""
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
     def _assign(self, weights):
@@ -105,6 +112,7 @@ class Bidirectional(Layer):
         self.backward_layer._assign(weights[n:])
 
     def get_config(self):
+        """The config with both wrapped layers serialized."""
         cfg = super().get_config()
         cfg["merge_mode"] = self.merge_mode
         cfg["layer"] = serialize(self.forward_layer)
@@ -113,6 +121,7 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config):
+        """A Bidirectional from `get_config()`'s dict."""
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
         config["backward_layer"] = deserialize(config["backward_layer"])
@@ -135,39 +144,47 @@ class TimeDistributed(Layer):
         self.layer = layer
 
     def sublayers(self):
+        """The wrapped layer."""
         return [self.layer]
 
     def build(self, input_shape):
+        """Builds the wrapped layer for one step's shape."""
         self.layer.dtype = self.layer.dtype or self.dtype
         self.layer.ensure_built((None,) + tuple(input_shape[2:]))
 
     def output_shape(self, input_shape):
+        """(batch, time) plus the wrapped layer's output shape."""
         inner = self.layer.output_shape((None,) + tuple(input_shape[2:]))
         return tuple(input_shape[:2]) + tuple(inner[1:])
 
     def forward(self, x, mask, training):
+        """The wrapped layer on every step at once (batch and time merged)."""
         B, T = x.shape[:2]
         y, ctx = self.layer.forward(x.reshape((B * T,) + x.shape[2:]), None, training)
         return y.reshape((B, T) + y.shape[1:]), ctx
 
     def backward(self, ctx, dy, grads):
+        """The wrapped layer's backward on the merged axes."""
         B, T = dy.shape[:2]
         dx = self.layer.backward(ctx, dy.reshape((B * T,) + dy.shape[2:]), grads)
         return None if dx is None else dx.reshape((B, T) + dx.shape[1:])
 
     def get_weights(self):
+        """The wrapped layer's weights."""
         return self.layer.get_weights()
 
     def _assign(self, weights):
         self.layer._assign(weights)
 
     def get_config(self):
+        """The config with the wrapped layer serialized."""
         cfg = super().get_config()
         cfg["layer"] = serialize(self.layer)
         return cfg
 
     @classmethod
     def from_config(cls, config):
+        """A TimeDistributed from `get_config()`'s dict."""
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
         return cls(**config)
