@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -60,9 +61,9 @@ class CellKind:
         return self.family == "lstm"
 
 
-_LSTM = {"keras_layer": "LSTM", "onnx_op": "LSTM", "torch_module": "LSTM"}
-_GRU = {"keras_layer": "GRU", "onnx_op": "GRU", "torch_module": "GRU",
-        "keras_order": (1, 0, 2), "onnx_order": (1, 0, 2)}  # fmt: skip
+_LSTM: dict[str, Any] = {"keras_layer": "LSTM", "onnx_op": "LSTM", "torch_module": "LSTM"}
+_GRU: dict[str, Any] = {"keras_layer": "GRU", "onnx_op": "GRU", "torch_module": "GRU",
+                        "keras_order": (1, 0, 2), "onnx_order": (1, 0, 2)}  # fmt: skip
 
 
 def _options(**values: object) -> Mapping[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -15,7 +16,7 @@ class Registry:
         fold_case: Whether names match regardless of case (Keras does so for optimizers).
     """
 
-    def __init__(self, kind: str, base: type, names: dict[str, type], fold_case: bool = False):
+    def __init__(self, kind: str, base: type, names: Mapping[str, type], fold_case: bool = False):
         self.kind, self.base, self.names, self.fold_case = kind, base, names, fold_case
         self.classes = {cls.__name__: cls for cls in names.values()}
 

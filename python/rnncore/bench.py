@@ -47,7 +47,7 @@ def interleaved_medians(fns: dict, budget_s: float, min_reps: int = 3) -> dict:
     alike, so the ratios hold. Each block follows a rest of PAUSE_S (when there are others),
     and a block of fast calls starts with an untimed one, which brings its library's weights
     back into the cache that the others' blocks used."""
-    times = {name: [] for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     spent = dict.fromkeys(fns, 0.0)
     per_call = {}
     for name, fn in fns.items():  # warm-up: first-call allocation, graph compilation
@@ -173,7 +173,7 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
             dy = rng.standard_normal((T, B, H), dtype=np.float32)
             params = _params(cell, I, H, rng)
             for mode in MODES:
-                row = {"cell": name, "shape": shape_name, "mode": mode}
+                row: dict = {"cell": name, "shape": shape_name, "mode": mode}
                 fns = {"rnncore": _ours(name, mode, x, params, dy)}
                 _timed_case(row, fns, peers,
                             lambda p: p.layer_case(cell, mode, x, dy, params), budget, reps)  # noqa: B023  # fmt: skip
@@ -210,7 +210,7 @@ def _ragged_case(peers, mode, budget, reps):
     real = (np.arange(T)[:, None] < lengths)[..., None]  # [T, B, 1]
     dy = rng.standard_normal((T, B, H), dtype=np.float32) * real
     params = _params(cell, I, H, rng)
-    row = {"cell": "lstm", "shape": "ragged", "mode": mode,
+    row: dict = {"cell": "lstm", "shape": "ragged", "mode": mode,
            "real_steps": float(lengths.sum() / (B * T))}  # fmt: skip
     if mode == "inference":
         fns = {"rnncore": lambda: rnncore.lstm(x, *params, lengths=lengths),
@@ -250,7 +250,7 @@ def _step_case(peers, name, budget):
         for x in xs:
             stream.step(x, out=out)
 
-    row = {"cell": name, "shape": "step", "mode": "inference"}
+    row: dict = {"cell": name, "shape": "step", "mode": "inference"}
     _timed_case(row, {"rnncore": ours}, peers, lambda p: p.step_case(cell, xs, params), budget)
     row["gflops"] = forward_flops(name, B, T, I, H) / row["rnncore"] / 1e6
     return row

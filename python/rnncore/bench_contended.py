@@ -97,7 +97,7 @@ def run(quick: bool = False) -> dict:
     try:
         import torch
     except ImportError:
-        torch = None
+        torch = None  # type: ignore[assignment]
     samples = FIT_SHAPE[0] // 4 if quick else FIT_SHAPE[0]
     counts = sorted({1, cpus, 4 * cpus})
     fns = {f"rnncore fit {n}": _fit_fn(n, samples) for n in counts}

@@ -23,7 +23,7 @@ def _torch_step(cell: _cells.CellKind, x, dy, threads):
     import torch
 
     torch.set_num_threads(threads)
-    module = getattr(torch.nn, cell.torch_module)(x.shape[2], dy.shape[2])
+    module = getattr(torch.nn, str(cell.torch_module))(x.shape[2], dy.shape[2])
     xg, dyt = torch.tensor(x).requires_grad_(True), torch.tensor(dy)
 
     def step():

@@ -65,7 +65,7 @@ class _Kernels(Functional):
             training,
             call.recurrent_mask,
         )
-        return y, h_n, c_n, (Cache(call, ws) if training else None)
+        return y, h_n, c_n, (Cache(call, ws) if ws is not None else None)
 
     def run_backward(self, cache, family, dy, dh_n, dc_n) -> dict:
         """Runs `rnncore._core.backward` on the cache's workspace (which it consumes)."""

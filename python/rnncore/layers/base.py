@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from ..utils import new_generator
 _name_lock = threading.Lock()
 _name_counts: Counter = Counter()
 
-LAYER_CLASSES: dict[str, type] = {}
+LAYER_CLASSES: dict[str, type[Layer]] = {}
 """Layer classes by name, for deserialization: rnncore's own and every public subclass."""
 
 
@@ -218,7 +219,7 @@ class Layer:
             s.reset_states()
 
     # ---- config ----
-    config_keys: tuple = ()
+    config_keys: tuple[str, ...] = ()
 
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (Keras's config)."""
@@ -319,7 +320,7 @@ def deserialize(spec) -> Layer:
     """The layer a `serialize` dict describes; ValueError for an unknown or malformed spec."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise ValueError(f"layer spec: expected {{'class_name', 'config'}}, got {spec!r:.200}")
-    cls = LAYER_CLASSES.get(spec.get("class_name"))
+    cls: Any = LAYER_CLASSES.get(str(spec.get("class_name")))
     if cls is None:
         raise ValueError(f"layer spec: unknown layer class {spec.get('class_name')!r}")
     try:

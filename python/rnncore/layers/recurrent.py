@@ -60,7 +60,7 @@ class _Recurrent(Layer):
 
     min_ndim = 3
     family = "rnn"  # the cell table's family (rnncore/_cells.py) this layer runs
-    config_keys = (
+    config_keys: tuple[str, ...] = (
         "units",
         "activation",
         "recurrent_activation",
