@@ -341,12 +341,10 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "rnncore's private compiled kernels; use the functions in the rnncore package.";
   rnncore::active_isa();  // choose the instruction set now: a bad RNNCORE_ISA fails the import
   // The kernels' cell kinds; rnncore/_cells.py holds everything else known about each.
-  py::enum_<Cell>(m, "Cell", "Cell kinds of the compiled kernels (rnncore::Cell).")
-      .value("RNN_TANH", Cell::RnnTanh)
-      .value("RNN_RELU", Cell::RnnRelu)
-      .value("LSTM", Cell::Lstm)
-      .value("GRU", Cell::Gru)
-      .value("GRU_RESET_BEFORE", Cell::GruResetBefore);
+  py::enum_<Cell> cells(m, "Cell", "Cell kinds of the compiled kernels (rnncore::Cell).");
+#define RNNCORE_CELL_VALUE(name, py_name, gates) cells.value(#py_name, Cell::name);
+  RNNCORE_CELLS(RNNCORE_CELL_VALUE)
+#undef RNNCORE_CELL_VALUE
   m.def("gate_count", &rnncore::gate_count, py::arg("cell"), "Gate blocks per weight matrix.");
   m.def("forward", &forward, "One recurrent layer forward; returns (y, h_n, c_n, workspace).",
         py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),

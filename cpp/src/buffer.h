@@ -15,9 +15,7 @@ namespace RNNCORE_KERNEL_NS {
 
 // A few large blocks kept per thread for its next kernel calls. Inference's gate ring and
 // packed weights are MiBs: a fresh mapping costs a page fault and a kernel zeroing per 4 KiB
-// on every call (keeping the then whole-sequence gate slab took a large LSTM forward from 97
-// to 73 ms here; keeping the packed weights took a batch-1 LSTM call of one step from ~190 to
-// ~40 us).
+// on every call, more than the work of a batch-1 call (docs/design.md, "Measurements").
 constexpr size_t kKeptMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
 
 inline BlockSlots& thread_kept_blocks() {

@@ -269,8 +269,7 @@ void gemm_tn_in_place(int64_t m0, int64_t m1, int64_t N, int64_t K, const DRows&
 
 // Packed gemm_tn: a chunk of kPackK rows of E goes into column panels (kL2Block wide at most),
 // and each block of kPackM rows of C gets its D columns packed per tile as [k][kTileRows], so
-// the micro-kernel streams two contiguous blocks. At LSTM H=512 (C 1024 x 512 per thread,
-// K = 6400) this took the GEMM from 39 to 32 ms: in place, the D and E chunks a block passes
+// the micro-kernel streams two contiguous blocks: in place, the D and E chunks a block passes
 // over did not fit L2 together and each tile's six D elements per k cost a cache line.
 constexpr int64_t kPackK = 128;
 constexpr int64_t kPackM = 16 * kTileRows;
@@ -325,11 +324,8 @@ void gemm_tn_packed(int64_t m0, int64_t m1, int64_t N, int64_t K, const DRows& D
 // callable: rows gathered through a table). C is row-major with leading dimension ldc. Every
 // element adds its k terms in order (each k chunk resumes from the partial sums in C), so
 // the two paths agree bit for bit. Packing pays where each packed D element feeds enough
-// FMAs (N) and the rows are many (measured here: 1024 x 512 39 -> 32 ms, 512 x 256 9.9 ->
-// 9.0; 128 x 128 1.05 -> 1.2 and the tiny shape lose). At N = 128 it pays only over long
-// sums: 512 x 128 (one thread, rows 1024 apart) in place took 58-62 us at K = 100 (packed
-// 69-70), 263-267 at K = 400 (285-291) and 1.07 ms at K = 1600 (1.17), but 5.4 ms at
-// K = 6400 (5.1-5.3).
+// FMAs (N) and the rows are many; at N = 128 only over long sums (the measurements behind
+// these bounds are in docs/design.md, "Measurements").
 template <typename T, typename DRows, typename ERows>
 void gemm_tn(int64_t m0, int64_t m1, int64_t N, int64_t K, const DRows& D, const ERows& E, T* C,
              int64_t ldc, bool accumulate) {

@@ -42,8 +42,8 @@ struct GateRows {
 
 // Loop steps whose input projection one thread computes together, just before them: enough
 // rows for a pass over W_ih to pay (it streams from L3, next to W_hh), few enough that their
-// gates (B*G*H per step for the team) stay in cache until their step reads them. Medium LSTM
-// here: 2 steps; batch 1: the whole sequence.
+// gates (B*G*H per step for the team) stay in cache until their step reads them (medium LSTM:
+// 2 steps; batch 1: the whole sequence).
 inline int64_t projection_block(const Geometry& g, size_t elem_bytes) {
   constexpr double kBlockBytes = 512.0 * 1024.0;
   const double step_bytes = static_cast<double>(g.d.B) * g.GH * elem_bytes;

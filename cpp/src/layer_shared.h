@@ -65,10 +65,8 @@ struct Part {
 
 // Splitting batch rows costs no barrier, but every thread streams all of W_hh each step;
 // splitting units halves each thread's share of W_hh and pays a barrier per step (two in
-// backward). Measured here: rows win in backward at every shape; in forward, with W_hh in
-// packed panels, rows win up to W_hh of 1 MiB (LSTM H=256: 14.2 -> 12.5 ms, GRU 10.6 ->
-// 9.5 ms at B=64, T=100) and tie at 3-4 MiB. Either way every thread needs full register
-// tiles of rows.
+// backward). Rows win in backward at every shape, and in forward while W_hh is small
+// (docs/design.md, "Measurements"). Either way every thread needs full register tiles of rows.
 inline bool split_by_rows(const Geometry& g, int nth, size_t elem_bytes, bool backward) {
   constexpr double kMaxForwardWhh = 1.5 * 1024.0 * 1024.0;  // bytes
   const double w_hh_bytes = static_cast<double>(g.GH) * g.d.H * elem_bytes;

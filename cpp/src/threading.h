@@ -41,8 +41,7 @@ class FlushDenormals {
 
 // The rule for team size: a call's team has no more threads than
 //  - rnncore::get_num_threads() (the user's setting) and the CPUs this process may run on
-//    (more threads than CPUs only take turns: 30x slower for a tiny call, 2.3x for a medium
-//    one, measured with 4 and 8 threads on 2 cores),
+//    (more threads than CPUs only take turns, many times slower: docs/design.md),
 //  - call_flops / kCallFlopsPerThread: each thread's share must repay starting and joining
 //    the team (about 1 us while the workers spin, tens of us to wake sleeping ones),
 //  - step_flops / kStepFlopsPerThread when the team meets at a barrier every step (hidden

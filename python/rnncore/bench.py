@@ -35,8 +35,8 @@ MODES = ("inference", "training")
 
 BLOCK_S = 0.1  # seconds of one library's runs before the next library's turn
 # Seconds of rest before each block: thread pools spin for milliseconds after their last
-# call (libgomp, ORT's, XLA's) and would take the cores from whoever runs next. Measured here:
-# GRU B=64 H=256 took 20 ms interleaved with ORT in 20 ms blocks without rest, 9.5 with 30 ms.
+# call (libgomp, ORT's, XLA's) and would take the cores from whoever runs next (figures in
+# docs/design.md, "Measurements").
 PAUSE_S = 0.05
 
 

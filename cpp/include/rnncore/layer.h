@@ -1,6 +1,6 @@
 // rnncore public C++ API: one recurrent layer (one direction), forward and backward.
 //
-// Conventions (see DESIGN.md): T steps, B batch rows, I input features, H hidden units,
+// Conventions (see docs/design.md): T steps, B batch rows, I input features, H hidden units,
 // G gates (RNN 1, GRU 3, LSTM 4). Weights use PyTorch's layout and gate order
 // (LSTM i,f,g,o; GRU r,z,n). Sequences are right-padded: row b has lengths[b] real steps,
 // padded steps do no work and output zeros. All pointers are dense, row-major arrays.
@@ -11,24 +11,36 @@
 
 namespace rnncore {
 
-enum class Cell : int {
-  RnnTanh = 0,
-  RnnRelu = 1,
-  Lstm = 2,
-  Gru = 3,             // reset_after=True (PyTorch / cuDNN / Keras default)
-  GruResetBefore = 4,  // reset_after=False (Keras option, ONNX default)
-};
-// The number of cell kinds (codes 0 .. kCellCount-1). Python's cell table
-// (python/rnncore/_cells.py) describes each one for every other module.
-constexpr int kCellCount = 5;
+// The cell kinds, one X(Name, PYTHON_NAME, gates) line each, in code order: the C++ enum,
+// kCellCount, gate_count and the Python enum rnncore._core.Cell all come from this list.
+// python/rnncore/_cells.py describes each kind for every other module (docs/design.md,
+// "Add a cell").
+#define RNNCORE_CELLS(X)                                                                 \
+  X(RnnTanh, RNN_TANH, 1)                                                                \
+  X(RnnRelu, RNN_RELU, 1)                                                                \
+  X(Lstm, LSTM, 4)                                                                       \
+  X(Gru, GRU, 3)                         /* reset_after=True (PyTorch, Keras default) */ \
+  X(GruResetBefore, GRU_RESET_BEFORE, 3) /* reset_after=False (ONNX default) */
 
+enum class Cell : int {
+#define RNNCORE_CELL_ENUM(name, py_name, gates) name,
+  RNNCORE_CELLS(RNNCORE_CELL_ENUM)
+#undef RNNCORE_CELL_ENUM
+};
+
+#define RNNCORE_CELL_ONE(name, py_name, gates) +1
+constexpr int kCellCount = 0 RNNCORE_CELLS(RNNCORE_CELL_ONE);
+#undef RNNCORE_CELL_ONE
+
+// Gate blocks per weight matrix: w_ih is [gate_count * H, I].
 inline int64_t gate_count(Cell cell) {
   switch (cell) {
-    case Cell::Lstm: return 4;
-    case Cell::Gru:
-    case Cell::GruResetBefore: return 3;
-    default: return 1;
+#define RNNCORE_CELL_GATES(name, py_name, gates) \
+  case Cell::name: return gates;
+    RNNCORE_CELLS(RNNCORE_CELL_GATES)
+#undef RNNCORE_CELL_GATES
   }
+  return 1;
 }
 
 struct Dims {
