@@ -14,6 +14,7 @@
 
 #include "kernel_ns.h"
 #include "mathfn.h"
+#include "rnncore/layer.h"
 #include "simd.h"
 
 namespace rnncore {
@@ -200,6 +201,60 @@ void gru_rb_backward_phase2(int64_t H, int64_t j0, int64_t j1, T* gates, const T
     l.st(gates + 2 * H, l.ld(dg + 2 * H));
     l.st(direct, l.ld(dh) * z + d_rh * r * mv);
   });
+}
+
+// ---- Dispatch by cell kind: the layer driver's only switches over Cell ----
+
+// The forward epilogue of `cell` after the recurrent GEMM, for units [j0, j1) of one row (or
+// all H*Bp lanes of a thread's rows). c: LSTM's cell state, updated; h_prev: the state
+// entering the step; aux: receives GRU's W_hn h + b_hn (reset_after). GruResetBefore needs r
+// before its candidate product: the caller runs gru_rb_forward_phase1 and that product
+// first, into hh's n block.
+template <typename T>
+void forward_units(Cell cell, int64_t H, int64_t j0, int64_t j1, T* gates, const T* hh,
+                   const T* b_hh, T* c, const T* h_prev, T* aux, T* h_new) {
+  switch (cell) {
+    case Cell::RnnTanh:
+    case Cell::RnnRelu:
+      rnn_forward_units(cell == Cell::RnnRelu, j0, j1, gates, hh, b_hh, h_new);
+      break;
+    case Cell::Lstm: lstm_forward_units(H, j0, j1, gates, hh, b_hh, c, h_new); break;
+    case Cell::Gru: gru_forward_units(H, j0, j1, gates, hh, b_hh, h_prev, aux, h_new); break;
+    case Cell::GruResetBefore:
+      gru_rb_forward_phase2(H, j0, j1, gates, hh + 2 * H, b_hh, h_prev, h_new);
+      break;
+  }
+}
+
+// Where backward_units finds one row's stored values of a step (null where the cell has none).
+template <typename T>
+struct StepSlots {
+  T* gates;         // [G*H] post-activation gates in, dGx out (null for SimpleRNN)
+  const T* h;       // [H] the step's output state (SimpleRNN: its activation)
+  const T* h_prev;  // [H] the state entering the step
+  const T* c;       // [H] LSTM: the step's cell state
+  const T* c_prev;  // [H] LSTM: the cell state entering the step
+  T* aux;           // [H] GRU reset_after: the stored W_hn h + b_hn, dn * r out
+};
+
+// The gate gradients of `cell` for units [j0, j1) of one row: dg [G*H] from dh [H]. dc: LSTM's
+// cell-state gradient, carried (in and out); direct: GRU's part of dh_prev not through W_hh.
+// GruResetBefore's r gradient needs the candidate's product first: this is its phase 1, the
+// caller runs gru_rb_backward_phase2 after it.
+template <typename T>
+void backward_units(Cell cell, int64_t H, int64_t j0, int64_t j1, const StepSlots<T>& at,
+                    const T* dh, T* dc, T* dg, T* direct) {
+  switch (cell) {
+    case Cell::RnnTanh:
+    case Cell::RnnRelu: rnn_backward_units(cell == Cell::RnnRelu, j0, j1, at.h, dh, dg); break;
+    case Cell::Lstm: lstm_backward_units(H, j0, j1, at.gates, at.c, at.c_prev, dh, dc, dg); break;
+    case Cell::Gru:
+      gru_backward_units(H, j0, j1, at.gates, at.aux, at.h_prev, dh, dg, direct);
+      break;
+    case Cell::GruResetBefore:
+      gru_rb_backward_phase1(H, j0, j1, at.gates, at.h_prev, dh, dg);
+      break;
+  }
 }
 
 }  // namespace RNNCORE_KERNEL_NS

@@ -45,23 +45,14 @@ void backward_row_phase1(const Geometry& g, const BackwardArgs<T>& a, const Work
   T* grow = ws.gates ? ws.gates + (t * B + b) * GH : nullptr;
   T* dgrow = dg + b * GH;
   const T* h_prev = ws.hslots + (g.prev_slot(t) * B + b) * H;
-  switch (g.cell) {
-    case Cell::RnnTanh:
-    case Cell::RnnRelu:
-      rnn_backward_units(g.cell == Cell::RnnRelu, j0, j1, ws.hslots + (g.cur_slot(t) * B + b) * H,
-                         dh, dgrow);
-      break;
-    case Cell::Lstm:
-      lstm_backward_units(H, j0, j1, grow, ws.cslots + (g.cur_slot(t) * B + b) * H,
-                          ws.cslots + (g.prev_slot(t) * B + b) * H, dh, st.dc.data() + b * H,
-                          dgrow);
-      break;
-    case Cell::Gru:
-      gru_backward_units(H, j0, j1, grow, ws.extra + (t * B + b) * H, h_prev, dh, dgrow,
-                         st.direct.data() + b * H);
-      break;
-    case Cell::GruResetBefore: gru_rb_backward_phase1(H, j0, j1, grow, h_prev, dh, dgrow); break;
-  }
+  const int64_t cur = (g.cur_slot(t) * B + b) * H, prev = (g.prev_slot(t) * B + b) * H;
+  const StepSlots<T> at{grow,
+                        ws.hslots + cur,
+                        h_prev,
+                        ws.cslots ? ws.cslots + cur : nullptr,
+                        ws.cslots ? ws.cslots + prev : nullptr,
+                        ws.extra ? ws.extra + (t * B + b) * H : nullptr};
+  backward_units(g.cell, H, j0, j1, at, dh, st.dc.data() + b * H, dgrow, st.direct.data() + b * H);
 }
 
 // SimpleRNN's backward_row_phase1 for rows [b0, b1) at once (see rnn_whole_rows); dy is one

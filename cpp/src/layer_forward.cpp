@@ -80,21 +80,9 @@ void forward_row(const Geometry& g, const ForwardArgs<T>& a, const Workspace<T>&
   T* grow = gates.at(g, b, s);
   T* c = g.is_lstm() ? st.c.data() + b * H : nullptr;
   T* extra = ws.extra ? ws.extra + (t * B + b) * H : nullptr;
-  switch (g.cell) {
-    case Cell::RnnTanh:
-    case Cell::RnnRelu:
-      rnn_forward_units(g.cell == Cell::RnnRelu, j0, j1, grow, hh, a.b_hh, h_new);
-      break;
-    case Cell::Lstm: lstm_forward_units(H, j0, j1, grow, hh, a.b_hh, c, h_new); break;
-    case Cell::Gru: {
-      T* hn = extra ? extra : st.rh.data() + b * H;  // rh doubles as scratch for W_hn h + b_hn
-      gru_forward_units(H, j0, j1, grow, hh, a.b_hh, h_prev, hn, h_new);
-      break;
-    }
-    case Cell::GruResetBefore:
-      gru_rb_forward_phase2(H, j0, j1, grow, hh + 2 * H, a.b_hh, h_prev, h_new);
-      break;
-  }
+  // GRU's W_hn h + b_hn: kept for backward in training; rh doubles as scratch in inference
+  T* aux = g.is_gru() ? (extra ? extra : st.rh.data() + b * H) : nullptr;
+  forward_units(g.cell, H, j0, j1, grow, hh, a.b_hh, c, h_prev, aux, h_new);
   T* y = a.y + g.seq_offset(t, b, H);
   copy_n(h_new + j0, j1 - j0, y + j0);
   if (ws.hslots) copy_n(h_new + j0, j1 - j0, ws.hslots + (g.cur_slot(t) * B + b) * H + j0);
@@ -246,19 +234,11 @@ void lane_step(const Geometry& g, const ForwardArgs<T>& a, LaneState<T>& st, con
   gemm_nn<T>(0, rb ? 2 * H : GH, 0, Bp, H, w_hh, DenseB<T>{hp, Bp}, hh_rows, false);
   T *gates = st.gT, *hh = st.hhT, *aux = st.auxT;
   const T* b_hh = st.bhhT;
-  switch (g.cell) {
-    case Cell::RnnTanh:
-    case Cell::RnnRelu:
-      rnn_forward_units(g.cell == Cell::RnnRelu, 0, HB, gates, hh, b_hh, hn);
-      break;
-    case Cell::Lstm: lstm_forward_units(HB, 0, HB, gates, hh, b_hh, st.cT, hn); break;
-    case Cell::Gru: gru_forward_units(HB, 0, HB, gates, hh, b_hh, hp, aux, hn); break;
-    case Cell::GruResetBefore:
-      gru_rb_forward_phase1(HB, 0, HB, gates, hh, b_hh, hp, aux);
-      gemm_nn<T>(2 * H, GH, 0, Bp, H, w_hh, DenseB<T>{aux, Bp}, hh_rows, false);
-      gru_rb_forward_phase2(HB, 0, HB, gates, hh + 2 * HB, b_hh, hp, hn);
-      break;
+  if (rb) {  // r first, then the candidate's product (r ⊙ h)·W_hnᵀ into hh's n block
+    gru_rb_forward_phase1(HB, 0, HB, gates, hh, b_hh, hp, aux);
+    gemm_nn<T>(2 * H, GH, 0, Bp, H, w_hh, DenseB<T>{aux, Bp}, hh_rows, false);
   }
+  forward_units(g.cell, HB, 0, HB, gates, hh, b_hh, st.cT, hp, aux, hn);
 }
 
 // The time loop for rows [p.b0, p.b1) on transposed state; the final h (and c) go to the

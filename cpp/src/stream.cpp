@@ -78,8 +78,7 @@ void stream_step(Cell cell, int64_t B, int64_t I, int64_t H, const StepArgs<T>& 
   [[maybe_unused]] const FlushDenormals flush;
   const int64_t G = gate_count(cell), GH = G * H;
   // Each step forks a team, which costs several barriers: a second thread pays from about
-  // 8x the work it does in a layer's time loop (measured: batch-1 SimpleRNN H=256 ran 4.8 us
-  // per step on two threads, 2.8 on one; GRU and LSTM gain from two).
+  // 8x the work it does in a layer's time loop (docs/design.md, "Measurements").
   const double flops = 2.0 * static_cast<double>(B * GH * (I + H));
   const int nth = threads_for(flops, flops / 8);
   run_team(nth, [&](int tid, int n_threads) {

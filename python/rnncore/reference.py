@@ -88,7 +88,7 @@ def _cell_backward(call: Call, st: dict, dh, dc):
     H, kind, w_hh = call.H, call.cell.name, call.w_hh
     h_prev, hm = st["h_prev"], st["hm"]
     m = 1 if st["mask"] is None else st["mask"]
-    if kind in ("rnn_tanh", "rnn_relu"):
+    if call.cell.family == "rnn":
         h = st["h"]
         # relu' selects (as torch does): zero where h <= 0, even when dh is NaN; NaN h passes dh
         da = dh * (1 - h * h) if kind == "rnn_tanh" else np.where(h <= 0, 0, dh)

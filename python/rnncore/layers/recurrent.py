@@ -366,9 +366,12 @@ class SimpleRNN(_Recurrent):
     """
 
     def _check_activations(self):
-        if self.activation not in ("tanh", "relu"):
+        kinds = _cells.family_kinds("rnn")
+        allowed = [cell.keras_options["activation"] for cell in kinds]
+        if self.activation not in allowed:
             raise NotImplementedError(
-                f"SimpleRNN: activation must be 'tanh' or 'relu', got {self.activation!r}"
+                f"SimpleRNN: activation must be {' or '.join(map(repr, allowed))}, "
+                f"got {self.activation!r}"
             )
 
     def __init__(
