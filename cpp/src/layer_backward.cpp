@@ -75,8 +75,9 @@ void rnn_backward_rows(const Geometry& g, const BackwardArgs<T>& a, const Worksp
     const T* dy = a.dy + g.seq_offset(t, p.b0, H);
     for (int64_t i = 0; i < n; ++i) dh[i] = carried[i] + dy[i];
   }
-  rnn_backward_units(g.cell == Cell::RnnRelu, 0, n, ws.hslots + (g.cur_slot(t) * B + p.b0) * H, dh,
-                     dg + p.b0 * H);
+  const StepSlots<T> at{
+      nullptr, ws.hslots + (g.cur_slot(t) * B + p.b0) * H, nullptr, nullptr, nullptr, nullptr};
+  backward_units<T>(g.cell, n, 0, n, at, dh, nullptr, dg + p.b0 * H, nullptr);
 }
 
 // Loop step s: this step's gate gradients go to dg [B, G*H] (its active rows), dh becomes

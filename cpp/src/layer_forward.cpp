@@ -96,8 +96,9 @@ void rnn_forward_rows(const Geometry& g, const ForwardArgs<T>& a, const Workspac
   const int64_t H = g.d.H, B = g.d.B, n = (p.b1 - p.b0) * H;
   const int64_t t = g.time(p.b0, s);  // the same for every row without lengths
   T* h = hn + p.b0 * H;               // [b1 - b0, H]
-  rnn_forward_units(g.cell == Cell::RnnRelu, 0, n, gates.at(g, p.b0, s), st.hh.data() + p.b0 * H,
-                    st.b_hh_rows.data() + p.b0 * H, h);
+  // The rows' units as one run of n (a SimpleRNN kind's epilogue is the same for every unit).
+  forward_units<T>(g.cell, n, 0, n, gates.at(g, p.b0, s), st.hh.data() + p.b0 * H,
+                   st.b_hh_rows.data() + p.b0 * H, nullptr, nullptr, nullptr, h);
   if (g.d.batch_first)
     for (int64_t b = p.b0; b < p.b1; ++b) copy_n(hn + b * H, H, a.y + g.seq_offset(t, b, H));
   else

@@ -50,7 +50,8 @@ struct Geometry {
   int64_t seq_offset(int64_t t, int64_t b, int64_t width) const {
     return (d.batch_first ? b * d.T + t : t * d.B + b) * width;
   }
-  bool is_rnn() const { return cell == Cell::RnnTanh || cell == Cell::RnnRelu; }
+  // SimpleRNN kinds: one gate block, which is also the state (no gate slab in training).
+  bool is_rnn() const { return G == 1; }
   bool is_lstm() const { return cell == Cell::Lstm; }
   bool is_gru() const { return cell == Cell::Gru || cell == Cell::GruResetBefore; }
 };
@@ -148,7 +149,7 @@ struct WorkspaceLayout {
 
 inline WorkspaceLayout workspace_layout(Cell cell, const Dims& d) {
   const int64_t TB = d.T * d.B, slot_elems = (d.T + 1) * d.B * d.H;
-  const bool rnn = cell == Cell::RnnTanh || cell == Cell::RnnRelu;
+  const bool rnn = gate_count(cell) == 1;  // SimpleRNN kinds: the gates are the states
   WorkspaceLayout w;
   int64_t next = 0;
   if (!rnn) {
