@@ -125,7 +125,8 @@ def kind_of(family: str, **options: object) -> CellKind:
                 raise TypeError(f"{key}: expected a bool, got {type(value).__name__}")
             value = bool(value)
         if value not in allowed:
-            expected = " or ".join(repr(v) for v in allowed)
+            names = [repr(v) for v in allowed]
+            expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
             raise ValueError(f"{key}: expected {expected}, got {value!r}")
         chosen = tuple(c for c in chosen if c.options[key] == value)
     return chosen[0]
