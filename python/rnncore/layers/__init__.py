@@ -1,7 +1,8 @@
 """Keras-style layers on NumPy arrays; the recurrent ones run on the fused kernels.
 
 The modules: `base` (the layer protocol, Input, the registry), `recurrent` (SimpleRNN, LSTM,
-GRU, LayerNormSimpleRNN), `wrappers` (Bidirectional, TimeDistributed), `core` (Dense, Dropout,
+GRU on the kernels; `masks` maps Keras masks onto them), `layer_norm_rnn`
+(LayerNormSimpleRNN), `wrappers` (Bidirectional, TimeDistributed), `core` (Dense, Dropout,
 Flatten, Embedding, Masking), `convolution` (Conv1D), `normalization` (LayerNormalization).
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 from .base import LAYER_CLASSES, Input, InputLayer, Layer, deserialize, serialize
 from .convolution import Conv1D
 from .core import Dense, Dropout, Embedding, Flatten, Masking
+from .layer_norm_rnn import LayerNormSimpleRNN
 from .normalization import LayerNormalization
-from .recurrent import GRU, LSTM, LayerNormSimpleRNN, SimpleRNN
+from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
