@@ -84,19 +84,75 @@ _WEIGHTLESS = (L.InputLayer, L.Dropout, L.Flatten, L.Masking)
 _SUBGROUP_ORDER = ("cell", "layer", "forward_layer", "backward_layer")
 
 
-def _group_arrays(group):
-    """A Keras layer group's arrays in get_weights() order: its own vars by index, then the
-    sub-layers' (the cell; the wrapped layer; forward before backward)."""
+_MAX_DEPTH = 8  # layers/<name>/forward_layer/cell/vars/<i> is six levels deep
+
+
+def _child(group, name, where, h5py):
+    """group[name], refused unless a hard link: a soft or external link (or an external
+    storage or virtual dataset, see _checked_dataset) could make a weight any file's bytes."""
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise ValueError(
+            f"{where}/{name}: a {type(link).__name__}, which points outside the file's own "
+            "data; refusing it"
+        )
+    return group[name]
+
+
+def _checked_dataset(obj, where, h5py):
+    """A weight dataset whose data lies in the file itself, holding floats."""
+    if not isinstance(obj, h5py.Dataset):
+        raise ValueError(f"{where}: expected a weight array, got a {type(obj).__name__}")
+    if obj.is_virtual or obj.id.get_create_plist().get_external_count():
+        raise ValueError(f"{where}: its data lies in other files (virtual or external storage)")
+    if obj.dtype.kind != "f":
+        raise TypeError(f"{where}: expected float weights, got dtype {obj.dtype}")
+    return obj
+
+
+def _group_datasets(group, where, h5py, depth=0, seen=None):
+    """A Keras layer group's weight datasets in get_weights() order: its own vars by index,
+    then the sub-layers' (the cell; the wrapped layer; forward before backward). Only hard
+    links are followed, each group once, at most _MAX_DEPTH deep; nothing is read yet."""
+    seen = set() if seen is None else seen
+    address = h5py.h5o.get_info(group.id)
+    address = getattr(address, "token", None) or getattr(address, "addr", None)
+    if depth > _MAX_DEPTH or address in seen:
+        raise ValueError(f"{where}: groups nested too deep, or a group that contains itself")
+    seen.add(address)
     out = []
     if "vars" in group:
-        out += [group["vars"][k][()] for k in sorted(group["vars"], key=int)]
+        weights = _child(group, "vars", where, h5py)
+        names = list(weights)
+        if not all(n.isdigit() for n in names):
+            raise ValueError(f"{where}/vars: expected weights named 0, 1, ..., got {names[:5]}")
+        for name in sorted(names, key=int):
+            obj = _child(weights, name, f"{where}/vars", h5py)
+            out.append(_checked_dataset(obj, f"{where}/vars/{name}", h5py))
     for sub in _SUBGROUP_ORDER:
         if sub in group:
-            out += _group_arrays(group[sub])
+            child = _child(group, sub, where, h5py)
+            out += _group_datasets(child, f"{where}/{sub}", h5py, depth + 1, seen)
     return out
 
 
-def _open_weights(path, h5py):
+def _read_layer_weights(layer, group, where, h5py):
+    """The group's arrays for `layer`, after checking their count and shapes against the
+    layer's own weights (so a crafted shape costs nothing before it is refused)."""
+    datasets = _group_datasets(group, where, h5py)
+    mine = layer.get_weights()
+    if len(datasets) != len(mine):
+        raise ValueError(f"{where}: expected {len(mine)} weight arrays for {layer.name}, "
+                         f"got {len(datasets)}")  # fmt: skip
+    for i, (d, w) in enumerate(zip(datasets, mine)):
+        if d.shape != w.shape:
+            raise ValueError(f"{where}: weight {i} expected shape {w.shape}, got {d.shape}")
+    return [d[()] for d in datasets]
+
+
+def _open_weights(path, h5py, max_bytes):
+    """The HDF5 file at `path`, or inside a .keras zip (its member read only up to
+    `max_bytes`: a zip may declare or hold far more than the model could need)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: {str(path)!r} does not exist")
@@ -104,7 +160,17 @@ def _open_weights(path, h5py):
         with zipfile.ZipFile(path) as zf:
             if "model.weights.h5" not in zf.namelist():
                 raise ValueError(f"path: {str(path)!r} is a zip without model.weights.h5")
-            return h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r")
+            too_big = ValueError(
+                f"path: {str(path)!r}: model.weights.h5 is larger than this model's weights "
+                f"could need ({max_bytes:,} bytes)"
+            )
+            if zf.getinfo("model.weights.h5").file_size > max_bytes:
+                raise too_big
+            with zf.open("model.weights.h5") as member:
+                data = member.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise too_big
+            return h5py.File(io.BytesIO(data), "r")
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -127,10 +193,13 @@ def load_keras_weights(model, path):
 
 
 def _assign_keras_groups(model, path, h5py):
-    with _open_weights(path, h5py) as f:
+    # Float64 weights, HDF5's headers and Keras's metadata fit well within this bound.
+    max_bytes = 2 * sum(w.size * 8 for w in model.get_weights()) + (16 << 20)
+    with _open_weights(path, h5py, max_bytes) as f:
         if "layers" not in f:
             raise ValueError(f"path: {str(path)!r} has no 'layers' group (not a Keras 3 file)")
-        groups, used, loaded = f["layers"], {}, set()  # used: group base -> count so far
+        groups = _child(f, "layers", "", h5py)
+        used, loaded = {}, set()  # used: group base -> count so far
         for layer in model.layers:
             if isinstance(layer, _WEIGHTLESS):
                 continue
@@ -143,7 +212,8 @@ def _assign_keras_groups(model, path, h5py):
             if key not in groups:
                 raise ValueError(f"{layer.name}: the file has no layer group {key!r} "
                                  f"(it holds {sorted(groups)})")  # fmt: skip
-            layer.set_weights(_group_arrays(groups[key]))
+            group = _child(groups, key, "layers", h5py)
+            layer.set_weights(_read_layer_weights(layer, group, f"layers/{key}", h5py))
             loaded.add(key)
         extra = sorted(set(groups) - loaded)
         if extra:

@@ -82,6 +82,24 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _check_rows_are_their_own(name, rows, nbytes):
+    """Refuses rows that share one list: the pickle format lets a 2 KB file make every row
+    the same long list, which the conversion to per-row int lists would copy 25,000 times.
+    Every token a row really holds takes at least one byte of the array's pickle."""
+    if not isinstance(rows, np.ndarray):
+        return  # refused by the shape check
+    tokens = 0
+    for row in rows.ravel():
+        if not isinstance(row, (list, tuple, np.ndarray)):
+            raise ValueError(f"imdb.npz: {name} rows must be sequences of word ids")
+        tokens += len(row)
+        if tokens > nbytes:
+            raise ValueError(
+                f"imdb.npz: {name}'s rows hold more word ids than its {nbytes:,} bytes can: "
+                "they are shared references to the same lists; refusing the file"
+            )
+
+
 def _read_npz_array(zf, name):
     try:
         raw = zf.read(name + ".npy")
@@ -94,6 +112,7 @@ def _read_npz_array(zf, name):
     shape, _, dtype = read_header(f)
     if dtype.hasobject:
         arr = _ArrayOnlyUnpickler(f).load()
+        _check_rows_are_their_own(name, arr, len(raw))
     else:
         arr = np.frombuffer(f.read(), dtype=dtype, count=int(np.prod(shape)))
     if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
