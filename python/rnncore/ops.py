@@ -51,7 +51,7 @@ class _Kernels(Functional):
         """Runs `rnncore._core.forward`; the cache keeps its workspace for backward."""
         training = flag("training", training)
         y, h_n, c_n, ws = _core.forward(
-            call.cell.code,
+            call.cell.code_int,
             call.x,
             call.w_ih,
             call.w_hh,
@@ -73,7 +73,7 @@ class _Kernels(Functional):
         dy, dh_n, dc_n = prepare_grads(cache.call, dy, dh_n, dc_n)
         call = cache.claim(family)
         dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _core.backward(
-            call.cell.code,
+            call.cell.code_int,
             call.x,
             call.w_ih,
             call.w_hh,
