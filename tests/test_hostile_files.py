@@ -175,3 +175,77 @@ def test_imdb_rows_of_their_own_still_load(tmp_path):
     (x_train, y_train), _ = imdb.load_data(path=path)
     # start_char 1, then each id shifted by index_from=3; the rows come shuffled
     assert sorted(map(tuple, x_train)) == [(1, 4, 8, 12), (1, 4, 9, 12), (1, 4, 10, 12)]
+
+
+def _lstm_args(T=5, B=2, I=3, H=4, dtype=np.float32):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(s).astype(dtype) for s in [(T, B, I), (4 * H, I), (4 * H, H)]]
+
+
+def test_masked_arrays_are_refused_not_silently_unmasked():
+    x, w_ih, w_hh = _lstm_args()
+    with pytest.raises(TypeError, match="x: a masked array's mask would be ignored"):
+        rnncore.lstm(np.ma.masked_array(x, mask=x > 1), w_ih, w_hh)
+
+
+def test_a_float32_dtype_with_metadata_is_float32():
+    x, w_ih, w_hh = _lstm_args()
+    tagged = x.view(np.dtype(np.float32, metadata={"unit": "volt"}))
+    np.testing.assert_array_equal(
+        rnncore.lstm(tagged, w_ih, w_hh)[0], rnncore.lstm(x, w_ih, w_hh)[0]
+    )
+
+
+def test_memory_limit_reads_the_usual_spellings():
+    from rnncore._validate import parse_bytes
+
+    assert parse_bytes("8G") == parse_bytes("8GiB") == parse_bytes("8gb") == 8 * 2**30
+    assert parse_bytes("1e9") == 10**9 and parse_bytes("512M") == 512 * 2**20
+    assert parse_bytes("4096") == 4096
+    for bad in ("", "lots", "-1", "0", "1e400", "8X"):
+        assert parse_bytes(bad) is None, bad
+    code = ("import numpy as np, rnncore\n"
+            "try:\n    rnncore.lstm(np.zeros((100, 64, 64), np.float32),"
+            " np.zeros((256, 64), np.float32), np.zeros((256, 64), np.float32))\n"
+            "except MemoryError as e:\n    print('refused', e)\n")  # fmt: skip
+    env = dict(__import__("os").environ, RNNCORE_MEMORY_LIMIT="1M")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, env=env, timeout=120)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("refused"), out.stdout + out.stderr
+
+
+def test_an_architecture_nested_thousands_deep_is_a_value_error(tmp_path):
+    import json
+
+    from rnncore import _safetensors
+
+    dense = json.dumps({"class_name": "Dense", "config": {"units": 1}})
+    wrap = '{"class_name": "TimeDistributed", "config": {"layer": '
+    spec = wrap * 5000 + dense + "}}" * 5000  # too deep for json.dumps to write
+    arch = '{"class_name": "Sequential", "config": {"name": "m", "layers": [' + spec + "]}}"
+    path = tmp_path / "deep.rnncore"
+    _safetensors.write(path, {}, {"format": "rnncore.sequential/1", "architecture": arch})
+    with pytest.raises(ValueError, match="deep.rnncore"):
+        rnncore.models.load_model(path)
+
+
+def test_a_bidirectional_spec_without_its_layers_is_a_value_error():
+    with pytest.raises(ValueError, match="Bidirectional config: expected a 'backward_layer'"):
+        rnncore.layers.deserialize({"class_name": "Bidirectional", "config": {
+            "layer": rnncore.layers.serialize(rnncore.layers.LSTM(2))}})  # fmt: skip
+
+
+def test_a_stream_without_hidden_units_is_a_value_error():
+    with pytest.raises(ValueError, match="w_hh: expected at least one hidden unit"):
+        rnncore.Stream("gru", np.zeros((0, 3), np.float32), np.zeros((0, 0), np.float32))
+
+
+def test_an_empty_batch_of_a_trillion_steps_returns_at_once():
+    code = ("import numpy as np, rnncore\n"
+            "x = np.empty((10**12, 0, 3), np.float32)\n"
+            "w_ih, w_hh = np.zeros((16, 3), np.float32), np.zeros((16, 4), np.float32)\n"
+            "y, h, c = rnncore.lstm(x, w_ih, w_hh)\n"
+            "print(y.shape, h.shape)\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "(1000000000000, 0, 4) (0, 4)", out

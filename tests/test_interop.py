@@ -275,6 +275,20 @@ ONNX_MODELS = {
     "masking": lambda: (
         [rnncore.Input((6, 2)), L.Masking(0.0), L.LSTM(3, return_sequences=True), L.GRU(2)],
         _floats(4, 6, 2, zero_tail=True)),
+    # Conv1D drops the mask (in rnncore as in Keras): the next RNN sees every step.
+    "mask_ends_at_conv_same": lambda: (
+        [rnncore.Input((7,)), L.Embedding(20, 4, mask_zero=True),
+         L.Conv1D(4, 3, padding="same"), L.LSTM(3), L.Dense(2)], _ids()),
+    "mask_ends_at_conv_valid": lambda: (
+        [rnncore.Input((7,)), L.Embedding(20, 4, mask_zero=True),
+         L.Conv1D(4, 3, padding="valid"), L.GRU(3), L.Dense(2)], _ids()),
+    # Each direction keeps its own activation.
+    "bidirectional_own_directions": lambda: (
+        [rnncore.Input((6, 2)),
+         L.Bidirectional(L.SimpleRNN(3, return_sequences=True),
+                         backward_layer=L.SimpleRNN(3, activation="relu", go_backwards=True,
+                                                    return_sequences=True)),
+         L.Flatten(), L.Dense(1)], _floats(4, 6, 2)),
 }  # fmt: skip
 
 
@@ -292,6 +306,30 @@ def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
     assert _rel(y, model.predict(x)) < 2e-5
     y_half = session.run(None, {"x": (x.astype(np.int64) if x.dtype.kind == "i" else x)[:2]})[0]
     assert _rel(y_half, model.predict(x[:2])) < 2e-5  # the batch axis is dynamic
+
+
+def test_bidirectional_checks_its_backward_layer_as_keras_does():
+    with pytest.raises(ValueError, match="go_backwards=True"):
+        L.Bidirectional(L.LSTM(3), backward_layer=L.LSTM(3))
+    with pytest.raises(ValueError, match="return_sequences=True"):
+        L.Bidirectional(L.LSTM(3, return_sequences=True),
+                        backward_layer=L.LSTM(3, go_backwards=True))  # fmt: skip
+    with pytest.raises(ValueError, match="merge_mode='sum' needs as many units"):
+        L.Bidirectional(L.GRU(3), merge_mode="sum", backward_layer=L.GRU(4, go_backwards=True))
+    with pytest.raises(TypeError, match="backward_layer: expected a SimpleRNN"):
+        L.Bidirectional(L.GRU(3), backward_layer=L.Dense(3))
+    # concat joins unequal widths: the shape the model reports is the one it returns
+    layer = L.Bidirectional(L.GRU(3), backward_layer=L.GRU(5, go_backwards=True))
+    model = rnncore.Sequential([rnncore.Input((4, 2)), layer])
+    assert model.predict(_floats(2, 4, 2)).shape == (2, 8) == (2, layer.output_shape((2, 4, 2))[-1])
+
+
+def test_onnx_export_refuses_directions_it_cannot_map(tmp_path):
+    import_peer("onnx")
+    layer = L.Bidirectional(L.GRU(3), backward_layer=L.GRU(3, reset_after=False, go_backwards=True))
+    model = rnncore.Sequential([rnncore.Input((4, 2)), layer])
+    with pytest.raises(NotImplementedError, match="reset_after"):
+        rio.export_onnx(model, tmp_path / "m.onnx")
 
 
 def test_onnx_export_refuses_what_it_cannot_map(tmp_path):

@@ -39,7 +39,7 @@ T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& 
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + ": expected a numpy array");
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  if (!arr.dtype().equal(py::dtype::of<T>()))  // equal: a dtype with metadata is still float
     throw py::type_error(std::string(name) + ": expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(arr.dtype())));
@@ -201,8 +201,8 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
 }
 
 bool is_float64(const py::array& x) {
-  if (x.dtype().is(py::dtype::of<double>())) return true;
-  if (x.dtype().is(py::dtype::of<float>())) return false;
+  if (x.dtype().equal(py::dtype::of<double>())) return true;
+  if (x.dtype().equal(py::dtype::of<float>())) return false;
   throw py::type_error("x: expected dtype float32 or float64, got " +
                        std::string(py::str(x.dtype())));
 }

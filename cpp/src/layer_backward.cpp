@@ -299,6 +299,14 @@ void weight_and_input_gradients(const Geometry& g, const BackwardArgs<T>& a,
 
 template <typename T>
 void layer_backward(Cell cell, const Dims& d, const BackwardArgs<T>& a) {
+  if (d.B == 0) {  // no rows: zero weight gradients, every other output empty
+    const int64_t GH = gate_count(cell) * d.H;
+    fill_zero(a.dw_ih, GH * d.I);
+    fill_zero(a.dw_hh, GH * d.H);
+    if (a.db_ih) fill_zero(a.db_ih, GH);
+    if (a.db_hh) fill_zero(a.db_hh, GH);
+    return;
+  }
   [[maybe_unused]] const FlushDenormals flush;
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, GH = g.GH;

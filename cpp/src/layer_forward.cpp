@@ -277,6 +277,7 @@ void forward_rows_in_lanes(const Geometry& g, const ForwardArgs<T>& a, ForwardSt
 
 template <typename T>
 void layer_forward(Cell cell, const Dims& d, const ForwardArgs<T>& a) {
+  if (d.B == 0) return;  // no rows: every output is empty, and no step runs (T may be huge)
   [[maybe_unused]] const FlushDenormals flush;
   const Geometry g(cell, d, a.lengths);
   const int64_t B = d.B, H = d.H, TB = d.T * d.B;

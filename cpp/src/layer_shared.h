@@ -26,7 +26,12 @@ struct Geometry {
   int64_t steps;           // loop steps: the longest length
 
   Geometry(Cell c, const Dims& dims, const int64_t* lens)
-      : cell(c), d(dims), G(gate_count(c)), GH(G * dims.H), lengths(lens), steps(dims.T) {
+      : cell(c),
+        d(dims),
+        G(gate_count(c)),
+        GH(G * dims.H),
+        lengths(lens),
+        steps(dims.B ? dims.T : 0) {  // no rows: no steps, however long the sequence
     if (lengths) {
       steps = 0;
       for (int64_t b = 0; b < d.B; ++b) steps = std::max(steps, lengths[b]);

@@ -82,6 +82,8 @@ def export(model, path, opset):
     state = {"x": "x", "lens": None}
     for layer in layers:
         _LAYER_EXPORTERS[_kind(layer)](g, layer, state)
+        if type(layer).__name__ not in _MASK_SOURCES and layer.compute_mask(None, True) is None:
+            state["lens"] = None  # rnncore (as Keras) drops the mask here: so does the graph
     g.nodes.append(helper.make_node("Identity", [state["x"]], ["y"]))
     graph = helper.make_graph(
         g.nodes,
@@ -103,6 +105,9 @@ def _output_dims(model):
     for layer in model.layers:
         shape = layer.output_shape(shape)
     return ["batch" if i == 0 else (f"y{i}" if d is None else d) for i, d in enumerate(shape)]
+
+
+_MASK_SOURCES = ("Embedding", "Masking")  # they make the mask (sequence_lens) themselves
 
 
 def _kind(layer):
@@ -171,8 +176,8 @@ def _run_cell(g, layers, direction, state):
     attrs = {"hidden_size": first.units, "direction": direction}
     if cell.family == "gru":
         attrs["linear_before_reset"] = int(first.reset_after)
-    if cell.family == "rnn":
-        attrs["activations"] = [first.activation.capitalize()] * len(layers)
+    if cell.family == "rnn":  # each direction its own
+        attrs["activations"] = [layer.activation.capitalize() for layer in layers]
     xt = g.op("Transpose", [state["x"]], perm=[1, 0, 2])  # [T, B, I]
     inputs = [xt, g.const(np.stack(W), "W"), g.const(np.stack(R), "R"), g.const(np.stack(B), "B"),
               state["lens"] or ""]  # fmt: skip
@@ -200,6 +205,11 @@ def _bidirectional(g, layer, state):
     fwd, bwd = layer.forward_layer, layer.backward_layer
     if type(fwd) is not type(bwd) or type(fwd).__name__ not in _cells.KERAS_LAYERS:
         raise NotImplementedError(f"export_onnx: '{layer.name}' wraps unlike or custom layers")
+    if fwd.units != bwd.units or (fwd.cell.family == "gru" and fwd.cell is not bwd.cell):
+        # one ONNX operator runs both directions with one hidden_size and linear_before_reset
+        raise NotImplementedError(
+            f"export_onnx: '{layer.name}' directions differ in units or reset_after"
+        )
     for sub in (fwd, bwd):
         _check_recurrent(sub, {"lens": None})
     if fwd.go_backwards:

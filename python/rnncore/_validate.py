@@ -7,6 +7,7 @@ errors name the argument and state the expected and received shape or dtype.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -76,18 +77,31 @@ def _memory_limit() -> int:
     env = os.environ.get("RNNCORE_MEMORY_LIMIT")
     if not env:
         return _physical_memory()
-    try:
-        limit = int(env)
-    except ValueError:
-        limit = 0
-    if limit <= 0:
+    limit = parse_bytes(env)
+    if limit is None:
         warnings.warn(
-            f"RNNCORE_MEMORY_LIMIT: expected a positive number of bytes, got {env!r}; "
-            "using the machine's physical memory",
+            f"RNNCORE_MEMORY_LIMIT: expected a positive number of bytes (such as 8000000000, "
+            f"8e9, 8G or 512MiB), got {env!r}; using the machine's physical memory",
             stacklevel=2,
         )
         return _physical_memory()
     return limit
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_bytes(text: str) -> int | None:
+    """A positive byte count from "8000000000", "8e9", "8G", "8GB" or "8GiB" (K, M, G and T
+    are powers of 1024, as `ulimit` and Slurm read them); None for anything else."""
+    match = re.fullmatch(r"\s*([0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.I)
+    if not match:
+        return None
+    try:
+        value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    except ValueError:
+        return None
+    return int(value) if 1 <= value < float(2**63) else None
 
 
 # Read once, when rnncore is imported: the system calls and the environment lookup cost
@@ -120,9 +134,16 @@ def as_float_array(name: str, value, dtype=None) -> np.ndarray:
     """`value` as a C-contiguous float array; `dtype` (when given) must match exactly."""
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
+    if isinstance(value, np.ma.MaskedArray):  # its mask would be silently ignored
+        raise TypeError(
+            f"{name}: a masked array's mask would be ignored; pass x.filled(0) with lengths= "
+            "(or a Masking layer) for the masked steps"
+        )
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected dtype float32 or float64, got {arr.dtype}")
+    if arr.dtype.metadata:  # the same numbers under a dtype object the kernels do not know
+        arr = arr.view(np.dtype(arr.dtype.str))
     if dtype is not None and arr.dtype != dtype:
         raise TypeError(
             f"{name}: dtype {arr.dtype} does not match x's dtype {dtype}; "

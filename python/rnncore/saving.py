@@ -91,15 +91,18 @@ def load_model(path):
         cfg = arch["config"]
         if arch.get("class_name") != "Sequential" or not isinstance(cfg.get("layers"), list):
             raise ValueError("not a Sequential")
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+    except (KeyError, TypeError, ValueError, RecursionError) as e:  # JSONDecodeError too
         raise ValueError(f"{path}: invalid architecture in metadata ({e})") from None
     from .models import Sequential  # the model module imports this one
 
     model = Sequential(name=cfg.get("name", "sequential"), dtype=cfg.get("dtype"))
     if cfg.get("input_shape") is not None:
         model.add(layers_mod.Input(tuple(cfg["input_shape"])))
-    for spec in cfg["layers"]:
-        model.add(layers_mod.deserialize(spec))
+    try:
+        for spec in cfg["layers"]:
+            model.add(layers_mod.deserialize(spec))
+    except RecursionError:  # a crafted file nesting wrappers thousands deep
+        raise ValueError(f"{path}: layers nested too deep in the architecture") from None
     assign_tensors(model, path, tensors)
     if "compile" in metadata:  # compiled as when saved (fresh optimizer state)
         try:

@@ -45,6 +45,8 @@ class Stream:
             raise TypeError(f"w_ih: expected dtype float32 or float64, got {w_ih.dtype}")
         G = kind.gates
         H = w_hh.shape[1]
+        if H == 0:
+            raise ValueError(f"w_hh: expected at least one hidden unit, got shape {w_hh.shape}")
         self.cell, self.dtype = cell, w_ih.dtype
         self.batch_size = positive_int("batch_size", batch_size)
         self.input_size, self.hidden_size = w_ih.shape[1], H

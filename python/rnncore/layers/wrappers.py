@@ -8,6 +8,33 @@ from .base import Layer, deserialize, serialize
 from .recurrent import _Recurrent
 
 
+def _check_backward_layer(layer, backward, merge_mode):
+    """Keras's rules for an explicit backward_layer: a recurrent layer running the other way,
+    returning what the forward one returns (and as many units where the outputs are merged
+    elementwise)."""
+    if not isinstance(backward, _Recurrent):
+        raise TypeError(
+            f"backward_layer: expected a SimpleRNN, LSTM or GRU instance, got "
+            f"{type(backward).__name__}"
+        )
+    if backward.go_backwards == layer.go_backwards:
+        raise ValueError(
+            f"backward_layer: expected go_backwards={not layer.go_backwards} (the opposite of "
+            f"the forward layer's), got {backward.go_backwards}"
+        )
+    for arg in ("return_sequences", "return_state", "stateful"):
+        if getattr(backward, arg) != getattr(layer, arg):
+            raise ValueError(
+                f"backward_layer: expected {arg}={getattr(layer, arg)} (as the forward layer), "
+                f"got {getattr(backward, arg)}"
+            )
+    if merge_mode in ("sum", "mul", "ave") and backward.units != layer.units:
+        raise ValueError(
+            f"backward_layer: merge_mode={merge_mode!r} needs as many units as the forward "
+            f"layer ({layer.units}), got {backward.units}"
+        )
+
+
 class Bidirectional(Layer):
     """Runs a recurrent layer forwards and a copy backwards, merging the two outputs."""
 
@@ -29,7 +56,9 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
-        if backward_layer is None:
+        if backward_layer is not None:
+            _check_backward_layer(layer, backward_layer, merge_mode)
+        else:
             cfg = layer.get_config()
             cfg.update(name="backward_" + layer.name, go_backwards=not layer.go_backwards)
             cfg.pop("input_shape", None)
@@ -43,7 +72,7 @@ class Bidirectional(Layer):
             sub.dtype = sub.dtype or self.dtype
 
     def sublayers(self):
-        """The forward and backward layers."""
+        """The forward and backward layers (both directions)."""
         return [self.forward_layer, self.backward_layer]
 
     def build(self, input_shape):
@@ -53,10 +82,11 @@ class Bidirectional(Layer):
             sub.ensure_built(input_shape)
 
     def output_shape(self, input_shape):
-        """The merged output shape (concat doubles the feature axis)."""
+        """The merged output shape (concat joins both directions' feature axes)."""
         shape = self.forward_layer.output_shape(input_shape)
         if self.merge_mode == "concat":
-            return shape[:-1] + (2 * shape[-1],)
+            back = self.backward_layer.output_shape(input_shape)
+            return shape[:-1] + (shape[-1] + back[-1],)
         return shape
 
     def compute_mask(self, x, mask):
@@ -123,8 +153,10 @@ class Bidirectional(Layer):
     def from_config(cls, config):
         """A Bidirectional from `get_config()`'s dict."""
         config = dict(config)
-        config["layer"] = deserialize(config["layer"])
-        config["backward_layer"] = deserialize(config["backward_layer"])
+        for key in ("layer", "backward_layer"):
+            if key not in config:
+                raise ValueError(f"Bidirectional config: expected a {key!r} entry")
+            config[key] = deserialize(config[key])
         return cls(**config)
 
 
@@ -186,5 +218,7 @@ class TimeDistributed(Layer):
     def from_config(cls, config):
         """A TimeDistributed from `get_config()`'s dict."""
         config = dict(config)
+        if "layer" not in config:
+            raise ValueError("TimeDistributed config: expected a 'layer' entry")
         config["layer"] = deserialize(config["layer"])
         return cls(**config)
