@@ -172,3 +172,139 @@ def test_ragged_batches_give_each_row_the_same_bits_in_any_row_order(cell, shape
                 assert np.array_equal(g[k][perm], g2[k])
         for k in ("dw_ih", "dw_hh", "db_ih", "db_hh"):  # sums over rows: another order
             assert rel_err(g2[k], g[k]) < 1e-5, k
+
+
+def _run_child(code, timeout=300):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, timeout=timeout)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_thread_count_has_an_upper_bound():
+    most = 4 * rnncore._core.usable_cpus()
+    before = rnncore.get_num_threads()
+    with pytest.raises(ValueError, match=f"n: expected at most {most} threads"):
+        rnncore.set_num_threads(most + 1)
+    assert rnncore.get_num_threads() == before
+    rnncore.set_num_threads(most)  # the bound itself is accepted
+    rnncore.set_num_threads(before)
+
+
+def test_many_calling_threads_share_a_bounded_number_of_workers():
+    out = _run_child("""
+        import threading, numpy as np, rnncore
+        cpus = rnncore._core.usable_cpus()
+        rnncore.set_num_threads(4 * cpus)
+        x = np.ones((20, 64, 32), np.float32)
+        w_ih, w_hh = np.ones((512, 32), np.float32) * .01, np.ones((512, 128), np.float32) * .01
+        go, done = threading.Barrier(33), threading.Barrier(33)
+        def call():
+            go.wait()
+            rnncore.lstm(x, w_ih, w_hh)
+            done.wait()  # every pool still alive while the threads are counted
+            done.wait()
+        def count():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("Threads:"))
+        base = count()  # the main thread and NumPy's BLAS threads
+        threads = [threading.Thread(target=call) for _ in range(32)]
+        for t in threads:
+            t.start()
+        go.wait()
+        done.wait()
+        live = count()
+        done.wait()
+        for t in threads:
+            t.join()
+        print(live - base, cpus)
+    """)
+    started, cpus = map(int, out.split())
+    # 32 callers and at most 4 workers per CPU in all (not 32 teams' worth)
+    assert started <= 32 + 4 * cpus, (started, cpus)
+
+
+def test_kept_blocks_are_capped_and_released():
+    out = _run_child("""
+        import numpy as np, rnncore
+        def rss():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) // 1024
+        rnncore.set_num_threads(2)
+        small = np.ones((10, 64, 256), np.float32)
+        w_ih, w_hh = np.full((1024, 256), .01, np.float32), np.full((1024, 256), .01, np.float32)
+        rnncore.lstm(small, w_ih, w_hh)  # packed weights (1 MiB each) are kept ...
+        freed = rnncore._core.release_workspaces()
+        base = rss()
+        # ... and a huge call's buffers (a 128 MiB gate buffer per thread) are not
+        big = np.ones((1, 32768, 8), np.float32)
+        y = rnncore.lstm(big, np.full((2048, 8), .01, np.float32),
+                         np.full((2048, 512), .01, np.float32))
+        del y
+        print(freed, rss() - base)
+    """)
+    freed, grew_mib = map(int, out.split())
+    assert freed >= 2 << 20, freed  # both packed weight matrices came back
+    assert grew_mib < 100, grew_mib
+
+
+def test_default_thread_count_follows_omp_num_threads():
+    code = "import rnncore; print(rnncore.get_num_threads())"
+    env = dict(__import__("os").environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "1", out
+
+
+def test_cgroup_quota_and_limits_are_read(tmp_path, monkeypatch):
+    from rnncore import _environment
+
+    v2 = tmp_path / "grp"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs -> 2
+    (v2 / "memory.max").write_text("1073741824\n")
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/grp\n")
+    real_read = _environment._read
+    monkeypatch.setattr(_environment, "_CGROUP_ROOT", str(tmp_path))
+    fake = lambda p: real_read(str(proc) if p == "/proc/self/cgroup" else p)  # noqa: E731
+    monkeypatch.setattr(_environment, "_read", fake)
+    assert _environment.cpu_quota() == 2
+    assert _environment.memory_limits()["cgroup"] == 1 << 30
+    assert _environment.default_threads(8) == 2
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert _environment.cpu_quota() is None
+
+
+def test_memory_check_uses_the_address_space_limit():
+    code = textwrap.dedent("""
+        import resource, numpy as np
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+        import rnncore
+        x = np.zeros((2000, 64, 1), np.float32)
+        w_ih, w_hh = np.zeros((4096, 1), np.float32), np.zeros((4096, 1024), np.float32)
+        try:  # about 6 GiB for y, the gates and their gradients: over the 3 GiB limit
+            rnncore.lstm_forward(x, w_ih, w_hh)
+        except MemoryError as e:
+            print("refused:", e)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    # refused by the pre-check (which names its estimate), not by a failed allocation
+    assert out.returncode == 0 and "needs about" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="the private module is renamed there")
+def test_import_in_a_sub_interpreter_fails_fast_instead_of_hanging():
+    code = textwrap.dedent("""
+        import _xxsubinterpreters as interpreters
+        interp = interpreters.create()
+        try:
+            interpreters.run_string(interp, "import rnncore")
+        except Exception as e:
+            print(type(e).__name__, e)
+    """)
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "ImportError" in out.stdout and "sub-interpreter" in out.stdout, out.stdout

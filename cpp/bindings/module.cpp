@@ -362,6 +362,13 @@ PYBIND11_MODULE(_core, m) {
       [](int n) {
         if (n < 1)
           throw py::value_error("n: expected a positive thread count, got " + std::to_string(n));
+        // More than a few per CPU can only take turns (and each calling thread's pool would
+        // start them): refused rather than slowly obeyed.
+        const int most = 4 * rnncore::usable_cpus();
+        if (n > most)
+          throw py::value_error("n: expected at most " + std::to_string(most) +
+                                " threads (4 x the " + std::to_string(most / 4) +
+                                " CPUs this process may run on), got " + std::to_string(n));
         rnncore::set_num_threads(n);
       },
       py::arg("n"));
@@ -396,7 +403,14 @@ PYBIND11_MODULE(_core, m) {
       "The instruction-set paths this build and CPU can run (names RNNCORE_ISA accepts), best "
       "first.");
   m.def(
-      "release_workspaces", [] { return rnncore::kept_workspaces::release(); },
-      "Frees the blocks that released training workspaces left for later forwards; returns "
-      "their bytes.");
+      "release_workspaces",
+      [](bool thread_blocks) {
+        const size_t kept = rnncore::kept_workspaces::release();
+        if (!thread_blocks) return kept;
+        py::gil_scoped_release nogil;  // the pool's workers free their own blocks
+        return kept + rnncore::release_thread_blocks();
+      },
+      py::arg("thread_blocks") = true,
+      "Frees the blocks kept for later calls: released training workspaces, and the calling "
+      "thread's and its pool workers' packed weights and buffers; returns their bytes.");
 }

@@ -17,11 +17,14 @@ namespace RNNCORE_KERNEL_NS {
 // packed weights are MiBs: a fresh mapping costs a page fault and a kernel zeroing per 4 KiB
 // on every call, more than the work of a batch-1 call (docs/design.md, "Measurements").
 constexpr size_t kKeptMinBytes = size_t(256) << 10;  // smaller ones come from malloc's bins
+// At most this much kept per thread: a huge call's blocks (B = 40000, say) are freed, not
+// held; the largest benchmark shape keeps about 10 MiB.
+constexpr size_t kKeptMaxBytes = size_t(64) << 20;
 
 inline BlockSlots& thread_kept_blocks() {
   // A gate ring, packed W_ih and W_hh, and gemm_tn's packing scratch per calling thread.
   constexpr int kSlots = 6;
-  thread_local BlockSlots kept(kSlots, SIZE_MAX);
+  thread_local BlockSlots kept(kSlots, kKeptMaxBytes);
   return kept;
 }
 

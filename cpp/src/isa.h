@@ -26,6 +26,7 @@ struct KernelTable {
   TypedKernels<double> f64;
   size_t (*training_workspace_size)(Cell cell, const Dims& d);
   double (*fma_peak_gflops)(int threads);
+  size_t (*release_thread_blocks)();
 
   template <typename T>
   const TypedKernels<T>& typed() const;
@@ -55,6 +56,7 @@ inline const TypedKernels<double>& KernelTable::typed<double>() const {
   void pack_weights(const T* w, int64_t N, int64_t K, T* out);                        \
   size_t training_workspace_size(Cell cell, const Dims& d);                           \
   double fma_peak_gflops(int threads);                                                \
+  size_t release_thread_blocks();                                                     \
   const KernelTable& kernel_table();                                                  \
   }
 

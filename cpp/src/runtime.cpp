@@ -127,6 +127,10 @@ size_t training_workspace_size(Cell cell, const Dims& d) {
   return kernels().training_workspace_size(cell, d);
 }
 
+size_t release_thread_blocks() {
+  return kernels().release_thread_blocks();
+}
+
 template void stream_step<float>(Cell, int64_t, int64_t, int64_t, const StepArgs<float>&);
 template void stream_step<double>(Cell, int64_t, int64_t, int64_t, const StepArgs<double>&);
 template int64_t packed_weight_elems<float>(int64_t, int64_t);

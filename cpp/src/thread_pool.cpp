@@ -93,9 +93,16 @@ void publish(std::atomic<uint32_t>& word, std::atomic<int>& sleepers) {
 std::atomic<uint64_t> g_fork_epoch{0};
 std::atomic<int> g_usable_cpus{0};  // 0: read the affinity mask on next use
 
+// Worker threads alive in every pool of the process: each calling thread has its own pool,
+// so 32 calling threads could otherwise start 32 teams' workers. Past the cap a pool runs
+// its calls with the workers it has (or alone): never more threads, never an error.
+constexpr int kWorkersPerCpu = 4;
+std::atomic<int> g_live_workers{0};
+
 void on_fork_child() {
   g_fork_epoch.fetch_add(1, std::memory_order_relaxed);
-  g_usable_cpus.store(0, std::memory_order_relaxed);  // the child may be given other CPUs
+  g_usable_cpus.store(0, std::memory_order_relaxed);   // the child may be given other CPUs
+  g_live_workers.store(0, std::memory_order_relaxed);  // the parent's workers are not here
 }
 
 void register_fork_handler() {
@@ -174,6 +181,7 @@ class Pool {
       publish(w->gen, w->sleepers);
       w->thread.join();
     }
+    g_live_workers.fetch_sub(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   }
   uint64_t epoch() const { return epoch_; }
   int workers() const { return static_cast<int>(workers_.size()); }
@@ -216,14 +224,20 @@ class Pool {
   };
 
   // Makes sure nth - 1 workers exist; returns the team size they allow (fewer if the
-  // system refuses a thread).
+  // system refuses a thread, or the process has kWorkersPerCpu per CPU already).
   int grow(int nth) {
+    const int cap = kWorkersPerCpu * usable_cpus();
     while (static_cast<int>(workers_.size()) < nth - 1) {
+      if (g_live_workers.fetch_add(1, std::memory_order_relaxed) >= cap) {
+        g_live_workers.fetch_sub(1, std::memory_order_relaxed);
+        break;
+      }
       auto w = std::make_unique<Worker>();
       const int tid = static_cast<int>(workers_.size()) + 1;
       try {
         w->thread = std::thread([this, raw = w.get(), tid] { work(*raw, tid); });
-      } catch (const std::exception&) {
+      } catch (const std::exception&) {  // EAGAIN: the system's thread limit
+        g_live_workers.fetch_sub(1, std::memory_order_relaxed);
         break;
       }
       workers_.push_back(std::move(w));

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _environment
 from ._cells import CellKind
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -67,10 +68,13 @@ def integer_ids(name: str, values, n: int, what: str, in_range: str) -> np.ndarr
 
 
 def _physical_memory() -> int:
+    """The most memory this process may use: physical memory, or less where a cgroup limit
+    or RLIMIT_AS (containers, batch and HPC jobs) is lower."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX: no sane bound known
-        return 1 << 62
+        physical = 1 << 62
+    return min([physical, *_environment.memory_limits().values()])
 
 
 def _memory_limit() -> int:
@@ -122,7 +126,8 @@ def check_memory(what: str, nbytes: int, detail: str) -> None:
     if nbytes > limit:
         raise MemoryError(
             f"{what}: needs about {nbytes / 2**30:,.1f} GiB ({detail}), more than the "
-            f"{limit / 2**30:,.1f} GiB this machine has; use smaller sizes or fewer steps per call"
+            f"{limit / 2**30:,.1f} GiB this process may use (physical memory, its cgroup's limit "
+            "or RLIMIT_AS, or RNNCORE_MEMORY_LIMIT); use smaller sizes or fewer steps per call"
         )
 
 
@@ -259,7 +264,8 @@ def _check_call_memory(cell: CellKind, itemsize, T, B, I, H) -> None:
     what forward + backward allocate: y, gates and states kept for backward, dx, packed
     weights and their gradients)."""
     G = cell.gates
-    per_step = B * (H + 2 * G * H + 3 * H + I)  # y, gates (+ their grads), state slots, dx
+    # y, gates (+ their grads), state slots, dx and the padded or contiguous copy of x
+    per_step = B * (H + 2 * G * H + 3 * H + 2 * I)
     weights = 3 * G * H * (I + H + 2)  # packed copy + gradients
     nbytes = itemsize * (T * per_step + weights)
     if nbytes > memory_limit():  # formats the detail only for the error (~1 us per call)

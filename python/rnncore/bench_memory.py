@@ -50,7 +50,7 @@ def _rnncore_step(cell: _cells.CellKind, x, dy, threads, rng):
         bwd(fwd(x, *p, training=True)[-1], dy)  # the gradients live until the step returns
 
     def release():  # the measured step allocates its workspace afresh, as a first step does
-        rnncore._core.release_workspaces()
+        rnncore._core.release_workspaces(thread_blocks=False)
 
     return step, release
 

@@ -144,6 +144,9 @@ int get_num_threads();
 int usable_cpus();
 // Worker threads the calling thread's pool has started (its largest team so far, minus one).
 int pool_workers();
+// Frees the memory blocks the calling thread and its pool's workers keep for their next calls
+// (packed weights, gate buffers: at most 64 MiB a thread); returns their bytes.
+size_t release_thread_blocks();
 // Calls of the calling thread that ran on one thread because its partners were judged
 // descheduled (a busy core; see cpp/src/thread_pool.h).
 int64_t pool_calls_alone();
