@@ -249,3 +249,17 @@ def test_an_empty_batch_of_a_trillion_steps_returns_at_once():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)  # fmt: skip
     assert out.returncode == 0 and out.stdout.strip() == "(1000000000000, 0, 4) (0, 4)", out
+
+
+def test_model_files_with_integer_weights_are_refused(tmp_path):
+    from rnncore import _safetensors
+
+    model = _model()
+    model.build()
+    path = tmp_path / "m.rnncore"
+    model.save(path)
+    tensors, metadata = _safetensors.read(path)
+    tensors = {k: np.ones(v.shape, np.int64) for k, v in tensors.items()}
+    _safetensors.write(path, tensors, metadata)
+    with pytest.raises(TypeError, match="expected a float dtype, got int64"):
+        rnncore.models.load_model(path)

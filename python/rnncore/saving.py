@@ -67,6 +67,10 @@ def assign_tensors(model, path, tensors) -> None:
             raise ValueError(
                 f"{path}: weight {name!r} expected shape {shape}, got {tensors[name].shape}"
             )
+        if tensors[name].dtype.kind != "f":  # ints, bools or bytes are not weights
+            raise TypeError(
+                f"{path}: weight {name!r} expected a float dtype, got {tensors[name].dtype}"
+            )
     for layer in model.layers:
         n = len(layer.get_weights())
         layer.set_weights([tensors[f"{layer.name}.{j}"] for j in range(n)])
