@@ -21,7 +21,7 @@ import rnncore
 
 from . import _cells
 from ._cells import CellKind
-from .bench_peers import find_peers
+from .bench_peers import PEERS, find_peers
 
 SHAPES = {  # name: (B, T, I, H)
     "tiny": (32, 50, 1, 20),
@@ -264,17 +264,26 @@ def print_table(result: dict) -> None:
     print("peers skipped: " + ("; ".join(result["skipped"]) or "none"))
     print(f"measured FMA peak: {result['fma_peak_gflops']:.0f} GFLOP/s (float32, "
           f"{result['threads']} threads)")  # fmt: skip
-    print(f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}{'%peak':>6}"
-          f"{'torch ms':>10}{'ORT ms':>9}{'Keras ms':>10}{'speed-up':>9}"
-          f"{'MiB':>8}{'torch MiB':>10}")  # fmt: skip
-    nan = float("nan")
+    print("shapes (B, T, I, H): " + ", ".join(f"{n} {s}" for n, s in SHAPES.items()))
+    print(f"  stream: batch-1 sequences; step: {STEP_SHAPE[1]} Stream.step calls of "
+          f"{STEP_SHAPE}; ragged: {RAGGED_SHAPE} with random lengths; -: not measured")  # fmt: skip
+    peers = PEERS  # a column each, "-" where a peer is absent or does not run the case
+    memory = any(r.get("mem_mb") is not None for r in result["rows"])
+
+    def cell(value, width, fmt, suffix=""):  # "-" where a case has no such number
+        return f"{'-' if value is None else format(value, fmt) + suffix:>{width}}"
+
+    header = f"{'cell':<5}{'shape':<8}{'mode':<10}{'rnncore ms':>11}{'GFLOP/s':>9}{'%peak':>6}"
+    header += "".join(f"{p.column + ' ms':>10}" for p in peers) + f"{'speed-up':>9}"
+    print(header + (f"{'MiB':>8}{'torch MiB':>10}" if memory else ""))
     for r in result["rows"]:
-        mem, tmem = (nan if r.get(k) is None else r[k] for k in ("mem_mb", "torch_mem_mb"))
-        print(f"{r['cell']:<5}{r['shape']:<8}{r['mode']:<10}{r['rnncore']:>11.3f}"
-              f"{r['gflops']:>9.1f}{r['pct_peak']:>6.0f}{r['peers'].get('torch', nan):>10.3f}"
-              f"{r['peers'].get('onnxruntime', nan):>9.3f}{r['peers'].get('keras', nan):>10.3f}"
-              f"{r.get('speedup', nan):>8.2f}x"
-              f"{mem:>8.1f}{tmem:>10.1f}")  # fmt: skip
+        line = (f"{r['cell']:<5}{r['shape']:<8}{r['mode']:<10}{r['rnncore']:>11.3f}"
+                f"{r['gflops']:>9.1f}{r['pct_peak']:>6.0f}")  # fmt: skip
+        line += "".join(cell(r["peers"].get(p.name), 10, ".3f") for p in peers)
+        line += cell(r.get("speedup"), 9, ".2f", "x")
+        if memory:
+            line += cell(r.get("mem_mb"), 8, ".1f") + cell(r.get("torch_mem_mb"), 10, ".1f")
+        print(line)
     for r in result["rows"]:
         if "vs_full" in r:
             print(f"lstm ragged {r['mode']}: {100 * r['real_steps']:.0f}% of the steps real, "

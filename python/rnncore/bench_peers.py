@@ -25,6 +25,7 @@ class Peer:
     """One library timed beside rnncore (subclasses fill in what they run)."""
 
     name = "peer"  # the key of the peer's times in the result rows
+    column = "peer"  # the table's column heading (with " ms")
     install = "pip install 'rnncore[compare]'"  # how to get it, for the "skipped" line
 
     @classmethod
@@ -53,6 +54,7 @@ class TorchPeer(Peer):
     """PyTorch's nn.RNN/LSTM/GRU (PackedSequence for lengths) and its *Cell modules."""
 
     name = "torch"
+    column = "torch"
 
     def __init__(self, torch):
         self.torch = torch
@@ -137,6 +139,7 @@ class OrtPeer(Peer):
     """ONNX Runtime running one RNN/LSTM/GRU operator (inference only)."""
 
     name = "onnxruntime"
+    column = "ORT"
 
     def __init__(self, ort, onnx, threads):
         self.ort, self.onnx, self.threads = ort, onnx, threads
@@ -227,6 +230,7 @@ class KerasPeer(Peer):
     where its backend compiles (tf.function, jax.jit), eager on torch."""
 
     name = "keras"
+    column = "Keras"
 
     def __init__(self, keras):
         self.keras = keras

@@ -10,6 +10,15 @@ import time
 import numpy as np
 
 
+def _version_line() -> str:
+    """`rnncore 0.1.0 (avx512, 2 threads)`: the version and `info`'s summary."""
+    import rnncore
+    from rnncore import _core
+
+    return (f"rnncore {rnncore.__version__} ({_core.build_info()['isa']}, "
+            f"{rnncore.get_num_threads()} threads)")  # fmt: skip
+
+
 def _info(_args) -> int:
     import rnncore
     from rnncore import _core
@@ -81,6 +90,7 @@ def _selfcheck(args) -> int:
 def main(argv=None) -> int:
     """The `rnncore` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__)
+    parser.add_argument("--version", action="version", version=_version_line())
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiler, threading, threads, instruction set")
     demo = sub.add_parser("demo", help="train and compare the classic one-step forecasters")

@@ -25,6 +25,11 @@ __all__ = ["GRU", "LSTM", "RNN"]
 
 def _to_numpy(name, value):
     """A NumPy view of an array-like or a torch tensor (torch is never imported here)."""
+    if type(value).__name__ == "PackedSequence":
+        raise TypeError(
+            f"{name}: a torch PackedSequence; pass the padded tensor and its lengths instead: "
+            "m(x_padded, lengths=lengths) (torch.nn.utils.rnn.pad_packed_sequence gives both)"
+        )
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
@@ -118,9 +123,16 @@ class RNNBase:
         return self.train(False)
 
     def __repr__(self):
-        extra = ", bidirectional=True" if self.bidirectional else ""
-        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
-                f"num_layers={self.num_layers}{extra})")  # fmt: skip
+        # torch's style: the sizes, then every argument that differs from its default
+        extra = [f"num_layers={self.num_layers}"] if self.num_layers != 1 else []
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            extra.append(f"nonlinearity={self.nonlinearity!r}")
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):  # fmt: skip
+            if getattr(self, name) != default:
+                extra.append(f"{name}={getattr(self, name)}")
+        args = [str(self.input_size), str(self.hidden_size), *extra]
+        return f"{type(self).__name__}({', '.join(args)})"
 
     # ---- cell specifics ----
     @property
@@ -205,7 +217,15 @@ class RNNBase:
         """Gradients of the last training-mode call, by torch parameter name, plus "input",
         "hx" (and "cx" for LSTM), given d(loss)/d(output) and optionally d(loss)/d(h_n, c_n)."""
         if self._tape is None:
-            raise RuntimeError("backward: call the module in training mode (m.train()) first")
+            if self.training:
+                raise RuntimeError(
+                    "backward: no forward call to differentiate yet; call the module on an "
+                    "input first (in training mode, as it is now)"
+                )
+            raise RuntimeError(
+                "backward: the module is in eval mode, so its last call kept nothing; "
+                "call m.train(), then the module, then backward"
+            )
         tape, unbatched, (T, B) = self._tape
         dy, _ = self._time_major(d_output)  # [T, B, D·H]
         H, LD = self.hidden_size, self.num_layers * self.num_directions

@@ -76,9 +76,37 @@ def assign_tensors(model, path, tensors) -> None:
         layer.set_weights([tensors[f"{layer.name}.{j}"] for j in range(n)])
 
 
+_LOOKS_LIKE = (  # (leading bytes, what such a file is, what to do with it)
+    (b"PK\x03\x04", "a zip archive, such as a Keras .keras file",
+     "rnncore.io.load_keras_weights reads Keras files"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file, such as Keras .weights.h5",
+     "rnncore.io.load_keras_weights reads Keras files"),
+    (b"\x80", "a Python pickle (a torch or joblib file?)", "rnncore never unpickles model files"),
+    (b"\x08", "an ONNX model (protobuf)", "ONNX Runtime runs ONNX files"),
+)  # fmt: skip
+
+
+def _looks_like(path) -> str:
+    """What a file that is not an rnncore model file seems to be, for the error message."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return ""
+    for magic, kind, advice in _LOOKS_LIKE:
+        if head.startswith(magic):
+            return f"; it looks like {kind} ({advice})"
+    return ""
+
+
 def read_model_file(path):
     """(tensors, metadata) of an rnncore model file; ValueError for any other file."""
-    tensors, metadata = _safetensors.read(path)
+    try:
+        tensors, metadata = _safetensors.read(path)
+    except _safetensors.SafetensorsError as e:
+        raise _safetensors.SafetensorsError(
+            f"{path}: not an rnncore model file{_looks_like(path)}. Detail: {e}"
+        ) from None
     if metadata.get("format") != FILE_FORMAT:
         raise ValueError(
             f"{path}: not an rnncore model file (metadata format {metadata.get('format')!r}, "

@@ -45,6 +45,10 @@ class Stream:
             raise TypeError(f"w_ih: expected dtype float32 or float64, got {w_ih.dtype}")
         G = kind.gates
         H = w_hh.shape[1]
+        if w_hh.shape[0] != G * H:  # H comes from w_hh: blame it, as the functional API does
+            raise ValueError(
+                f"w_hh: expected shape (G*H, H) with G={G} gates for {cell}, got {w_hh.shape}"
+            )
         if H == 0:
             raise ValueError(f"w_hh: expected at least one hidden unit, got shape {w_hh.shape}")
         self.cell, self.dtype = cell, w_ih.dtype
@@ -104,8 +108,13 @@ class Stream:
             raise AttributeError(f"Stream: a {self.cell} layer has no cell state c")
         return self._c.copy()
 
-    def reset(self, h0=None, c0=None):
-        """Zero the state, or set it to h0 (and c0 for LSTM), each (batch_size, hidden)."""
+    def reset(self, h0=None, c0=None, *, h=None, c=None):
+        """Zero the state, or set it to h0 (and c0 for LSTM), each (batch_size, hidden).
+
+        `h` and `c` are accepted as other names for h0 and c0 (the names of the state).
+        """
+        h0 = h if h0 is None else h0
+        c0 = c if c0 is None else c0
         if c0 is not None and self._c is None:
             raise ValueError(f"c0: a {self.cell} layer has no cell state")
         for name, view, value in (("h0", self._h, h0), ("c0", self._c, c0)):

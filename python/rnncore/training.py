@@ -54,6 +54,7 @@ class TrainingLoop:
         for i, start in enumerate(range(0, len(x), batch_size)):
             outs.append(self._forward(x[start : start + batch_size], False)[0])
             bar.update(i + 1, {})
+        bar.finish({})  # the progress line ends with a newline, as Keras's does
         if not outs:
             return self._forward(x, False)[0]
         return np.concatenate(outs, axis=0)
