@@ -224,7 +224,7 @@ class RNNBase:
                 )
             raise RuntimeError(
                 "backward: the module is in eval mode, so its last call kept nothing; "
-                "call m.train(), then the module, then backward"
+                "switch to training mode (m.train()), call the module, then backward"
             )
         tape, unbatched, (T, B) = self._tape
         dy, _ = self._time_major(d_output)  # [T, B, D·H]
