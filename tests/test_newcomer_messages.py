@@ -94,3 +94,36 @@ def test_bench_table_has_a_legend_and_no_nan(capsys):
     line = next(x for x in out.splitlines() if x.startswith("gru  tiny"))
     assert line.split() == ["gru", "tiny", "training", "0.500", "3.0", "2", "1.500", "-", "-",
                             "3.00x"]  # fmt: skip
+
+
+def test_demo_table_leaves_published_figures_out_of_a_quick_run():
+    from rnncore import demo
+
+    rows = [("lstm", 0.04, 5061, 0.6)]
+    assert "published" in demo.table(rows).split("\n")[0]
+    quick = demo.table(rows, quick=True)
+    assert "published" not in quick.split("\n")[0] and "quick run" in quick
+
+
+def test_demo_plot_has_a_title_labels_and_a_legend_outside_the_axes(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from rnncore import demo
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    rng = np.random.default_rng(0)
+    valid = (rng.standard_normal((3, 10, 1)), rng.standard_normal((3, 1)))
+    predictions = {"naive": valid[1] + 0.1, "lstm": valid[1] - 0.1}
+    histories = {"lstm": {"val_loss": [0.5, 0.2]}}
+    demo.plot(tmp_path / "p.png", histories, predictions, valid)
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    (fig,) = figures
+    assert fig._suptitle is not None and "forecasts" in fig._suptitle.get_text()
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+        assert ax.get_legend() is None  # the one legend is the figure's, below the panels
+    assert fig.legends and {t.get_text() for t in fig.legends[0].get_texts()} >= {"naive", "lstm"}
+    markers = {line.get_marker() for line in fig.axes[0].get_lines()[2:]}
+    assert len(markers) == 2  # each model's forecast has its own marker
