@@ -49,10 +49,15 @@ def sample(model, seed_text, vocab, chars, n, temperature, rng):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--quick", action="store_true", help="a slice of the text, one epoch")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, dropout and shuffling (default: 0)",
+    )
     args = ap.parse_args(argv)
     rnncore.utils.set_random_seed(args.seed)
     text = corpus()

@@ -62,10 +62,25 @@ def seq2seq(layers):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S")
-    ap.add_argument("--plot", metavar="PATH", help="MC-dropout forecasts of the first seed")
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small, short run (its errors do not compare with the published ones)",
+    )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        metavar="S",
+        help="one run per seed; the table gives their mean (default: 0)",
+    )
+    ap.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write the MC-dropout forecasts of the first seed to this PNG",
+    )
     args = ap.parse_args(argv)
     runs = []
     for i, seed in enumerate(args.seeds):

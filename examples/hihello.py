@@ -43,10 +43,12 @@ def train(recurrent, epochs, show=True):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--quick", action="store_true", help="fewer epochs")
-    ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=50, help="training epochs (default: 50)")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights and shuffling (default: 0)"
+    )
     args = ap.parse_args(argv)
     epochs = 10 if args.quick else args.epochs
     rnncore.utils.set_random_seed(args.seed)

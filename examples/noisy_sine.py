@@ -31,10 +31,12 @@ def make_data(seed):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", metavar="PATH")
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--quick", action="store_true", help="a small, short run")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed of the data, weights and shuffling (default: 0)"
+    )
+    ap.add_argument("--plot", metavar="PATH", help="write the test-set predictions to this PNG")
     args = ap.parse_args(argv)
     epochs = 20 if args.quick else 200
     (x_tr, y_tr), (x_te, y_te), series = make_data(args.seed)

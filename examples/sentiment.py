@@ -70,14 +70,23 @@ def build_model(num_words, units):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--quick", action="store_true", help="small corpus, short reviews, 2 epochs")
     ap.add_argument("--data", help="aclImdb folder or imdb.npz file")
     ap.add_argument("--offline", action="store_true", help="never try to download IMDB")
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--num-words", type=int, default=10000)
-    ap.add_argument("--maxlen", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=4, help="training epochs (default: 4)")
+    ap.add_argument(
+        "--num-words", type=int, default=10000, help="keep the most frequent words (default: 10000)"
+    )
+    ap.add_argument(
+        "--maxlen", type=int, default=200, help="reviews cut to this many words (default: 200)"
+    )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, dropout and shuffling (default: 0)",
+    )
     args = ap.parse_args(argv)
     rnncore.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test), tok, source = load(args)

@@ -127,3 +127,22 @@ def test_demo_plot_has_a_title_labels_and_a_legend_outside_the_axes(tmp_path, mo
     assert fig.legends and {t.get_text() for t in fig.legends[0].get_texts()} >= {"naive", "lstm"}
     markers = {line.get_marker() for line in fig.axes[0].get_lines()[2:]}
     assert len(markers) == 2  # each model's forecast has its own marker
+
+
+@pytest.mark.parametrize("name", ["char_lm", "forecasting", "hihello", "noisy_sine", "sentiment"])
+def test_example_help_documents_every_option_in_full(name):
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / f"{name}.py"
+    out = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    intro, _, options = out.stdout.partition("options:")
+    description = " ".join(intro.split("\n\n", 1)[1].split())
+    assert description.endswith("."), description  # the whole first paragraph, not one line
+    lines = options.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("  --"):
+            flag, _, rest = line.strip().partition("  ")
+            described = rest.strip() or (i + 1 < len(lines) and lines[i + 1].startswith("     "))
+            assert described, f"{name}: {flag} has no help text"
