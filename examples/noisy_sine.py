@@ -63,10 +63,12 @@ def main(argv=None):
         fig, ax = plt.subplots(figsize=(9, 4))
         ax.plot(np.arange(series.size), series, ".-", color="0.6", label="series")
         t = np.arange(series.size - len(y_te), series.size)
-        for name, p in preds.items():
-            ax.plot(t, p[:, 0], "o-", label=f"{name} forecast")
-        ax.set_xlabel("n")
-        ax.legend()
+        for (name, p), marker in zip(preds.items(), "o^sD"):
+            ax.plot(t, p[:, 0], marker + "-", markersize=5, label=f"{name} forecast")
+        ax.set_title("Noisy sine: one-step forecasts of the test windows")
+        ax.set_xlabel("sample index")
+        ax.set_ylabel("value (unitless)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
         fig.tight_layout()
         fig.savefig(args.plot, dpi=100)
         print(f"plot written to {args.plot}")

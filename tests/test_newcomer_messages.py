@@ -146,3 +146,23 @@ def test_example_help_documents_every_option_in_full(name):
             flag, _, rest = line.strip().partition("  ")
             described = rest.strip() or (i + 1 < len(lines) and lines[i + 1].startswith("     "))
             assert described, f"{name}: {flag} has no help text"
+
+
+def test_nn_reports_a_wrong_output_gradient_in_the_callers_layout():
+    m = nn.GRU(3, 4, batch_first=True)
+    out, _ = m(np.zeros((2, 5, 3), np.float32))  # (B, T, H) = (2, 5, 4)
+    with pytest.raises(
+        ValueError, match=r"expected the output's shape \(2, 5, 4\), got \(2, 5, 3\)"
+    ):
+        m.backward(np.zeros((2, 5, 3), np.float32))
+
+
+def test_forecasting_quick_run_prints_no_published_figures():
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "examples" / "forecasting.py"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--seeds", "0", "1"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "published 0." not in out.stdout and "| published |" not in out.stdout
+    assert "the full run compares with the published MSE" in out.stdout

@@ -230,9 +230,11 @@ class RNNBase:
         dy, _ = self._time_major(d_output)  # [T, B, D·H]
         H, LD = self.hidden_size, self.num_layers * self.num_directions
         want = (T, B, self.num_directions * H)
-        if dy.shape != want:
-            raise ValueError(f"d_output: expected the output's shape {want} (time-major), "
-                             f"got {dy.shape}")  # fmt: skip
+        if dy.shape != want:  # stated in the caller's layout, as the output came
+            given = np.shape(d_output)
+            shown = (want[1], want[0], want[2]) if self.batch_first else want
+            shown = shown[1:] if unbatched else shown
+            raise ValueError(f"d_output: expected the output's shape {shown}, got {given}")
         n_states = 2 if self.cell.has_cell_state else 1
         given = (("d_h_n", d_h_n), ("d_c_n", d_c_n))[:n_states]
         d_finals = [None if g is None else self._initial(n, g, B, unbatched) for n, g in given]
