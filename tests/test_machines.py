@@ -308,3 +308,20 @@ def test_import_in_a_sub_interpreter_fails_fast_instead_of_hanging():
                          text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "ImportError" in out.stdout and "sub-interpreter" in out.stdout, out.stdout
+
+
+def test_threadpoolctl_limits_the_kernels():
+    code = textwrap.dedent("""
+        import rnncore
+        from threadpoolctl import threadpool_info, threadpool_limits
+        assert any(i["internal_api"] == "rnncore" for i in threadpool_info())
+        before = rnncore.get_num_threads()
+        with threadpool_limits(limits=1):
+            inside = rnncore.get_num_threads()
+        print(before, inside, rnncore.get_num_threads())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    before, inside, after = map(int, out.stdout.split())
+    assert inside == 1 and after == before

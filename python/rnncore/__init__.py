@@ -25,6 +25,7 @@ if _in_subinterpreter():
 from . import (
     _core,
     _environment,
+    _threadpoolctl,
     callbacks,
     data,
     datasets,
@@ -95,6 +96,7 @@ __all__ = [
 _DEFAULT_THREADS = _environment.default_threads(_core.usable_cpus())
 if _DEFAULT_THREADS < _core.get_num_threads():
     set_num_threads(_DEFAULT_THREADS)
+_threadpoolctl.register()  # threadpool_limits() then limits the kernels too
 
 
 def __dir__():  # the public names only: not the private modules or their imports

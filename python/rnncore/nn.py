@@ -232,7 +232,7 @@ class RNNBase:
         want = (T, B, self.num_directions * H)
         if dy.shape != want:  # stated in the caller's layout, as the output came
             given = np.shape(d_output)
-            shown = (want[1], want[0], want[2]) if self.batch_first else want
+            shown: tuple = (want[1], want[0], want[2]) if self.batch_first else want
             shown = shown[1:] if unbatched else shown
             raise ValueError(f"d_output: expected the output's shape {shown}, got {given}")
         n_states = 2 if self.cell.has_cell_state else 1
