@@ -8,6 +8,17 @@ from .base import Layer, deserialize, serialize
 from .recurrent import _Recurrent
 
 
+def _with_layers(owner, config, keys):
+    """A wrapper's config with its wrapped layers' specs made layers; ValueError naming the
+    missing entry (a damaged or crafted file)."""
+    config = dict(config)
+    for key in keys:
+        if key not in config:
+            raise ValueError(f"{owner} config: expected a {key!r} entry")
+        config[key] = deserialize(config[key])
+    return config
+
+
 def _check_backward_layer(layer, backward, merge_mode):
     """Keras's rules for an explicit backward_layer: a recurrent layer running the other way,
     returning what the forward one returns (and as many units where the outputs are merged
@@ -152,12 +163,7 @@ class Bidirectional(Layer):
     @classmethod
     def from_config(cls, config):
         """A Bidirectional from `get_config()`'s dict."""
-        config = dict(config)
-        for key in ("layer", "backward_layer"):
-            if key not in config:
-                raise ValueError(f"Bidirectional config: expected a {key!r} entry")
-            config[key] = deserialize(config[key])
-        return cls(**config)
+        return cls(**_with_layers(cls.__name__, config, ("layer", "backward_layer")))
 
 
 class TimeDistributed(Layer):
@@ -217,8 +223,4 @@ class TimeDistributed(Layer):
     @classmethod
     def from_config(cls, config):
         """A TimeDistributed from `get_config()`'s dict."""
-        config = dict(config)
-        if "layer" not in config:
-            raise ValueError("TimeDistributed config: expected a 'layer' entry")
-        config["layer"] = deserialize(config["layer"])
-        return cls(**config)
+        return cls(**_with_layers(cls.__name__, config, ("layer",)))
