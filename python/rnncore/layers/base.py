@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import activations, initializers
 from .._validate import check_memory, float_dtype
-from ..utils import new_generator
+from ..utils import check_seed, new_generator
 
 _name_lock = threading.Lock()
 _name_counts: Counter = Counter()
@@ -122,6 +122,25 @@ class Layer:
                     f"{type(self).__name__} '{self.name}': expected input shape "
                     f"{shape_str(want)}, got {shape_str(shape)}"
                 )
+
+    # ---- randomness ----
+    def _init_rng(self, seed) -> None:
+        """Keeps `seed` (checked now) for the layer's generator, made on first use."""
+        check_seed(seed)
+        self._rng_seed, self._rng_made = seed, None
+
+    @property
+    def _rng(self) -> np.random.Generator:
+        """The layer's generator: from its seed, else drawn from the global one when first
+        used (at build, as Keras does), so set_random_seed() before building fixes the
+        weights even of layers constructed before it."""
+        if self._rng_made is None:
+            self._rng_made = new_generator(self._rng_seed)
+        return self._rng_made
+
+    @_rng.setter
+    def _rng(self, generator: np.random.Generator) -> None:
+        self._rng_made = generator
 
     # ---- building and calling ----
     @property
@@ -254,7 +273,7 @@ class _KernelBiasLayer(Layer):
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer, "kernel_initializer")
         initializers.get(bias_initializer, "bias_initializer")
-        self._rng = new_generator(seed)
+        self._init_rng(seed)
 
     def _build_kernel_bias(self, kernel_shape: tuple, units: int) -> None:
         init = initializers.get(self.kernel_initializer, "kernel_initializer")

@@ -6,7 +6,6 @@ import numpy as np
 
 from .. import initializers
 from .._validate import integer_ids, positive_int, unit_rate
-from ..utils import new_generator
 from .base import Layer, _KernelBiasLayer, add_grad
 
 
@@ -69,7 +68,7 @@ class Dropout(Layer):
         self.rate = unit_rate("rate", rate)
         self.noise_shape = None if noise_shape is None else list(noise_shape)
         self.seed = seed
-        self._rng = new_generator(seed)
+        self._init_rng(seed)
 
     def forward(self, x, mask, training):
         """Zeroes a random fraction `rate` of x in training (the rest scaled up); x otherwise."""
@@ -127,7 +126,7 @@ class Embedding(Layer):
         self.embeddings_initializer = embeddings_initializer
         initializers.get(embeddings_initializer, "embeddings_initializer")
         self.mask_zero = bool(mask_zero)
-        self._rng = new_generator(seed)
+        self._init_rng(seed)
 
     def cast_input(self, x):
         """The ids as int64; TypeError/ValueError for non-integer or out-of-range ids."""

@@ -6,7 +6,6 @@ import numpy as np
 
 from .. import activations, initializers
 from .._validate import positive_int
-from ..utils import new_generator
 from .base import Layer, add_grad
 from .masks import _check_mask
 from .normalization import _epsilon, _normalize, _normalize_backward
@@ -41,7 +40,7 @@ class LayerNormSimpleRNN(Layer):
             recurrent_initializer,
         )
         self.seed = seed
-        self._rng = new_generator(seed)
+        self._init_rng(seed)
 
     def build(self, input_shape):
         """Creates kernel, recurrent_kernel, bias, gamma and beta."""

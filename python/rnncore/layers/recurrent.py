@@ -11,7 +11,6 @@ import numpy as np
 
 from .. import _cells, initializers, ops
 from .._validate import positive_int, unit_rate
-from ..utils import new_generator
 from .base import Layer, add_grad
 from .masks import _check_mask, _MaskPlan, _require_steps
 
@@ -77,7 +76,7 @@ class _Recurrent(Layer):
         self.stateful = bool(stateful)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.seed = seed
-        self._rng = new_generator(seed)
+        self._init_rng(seed)
         self.states = None  # stateful: (h, c) carried between calls
 
     def _check_activations(self):
