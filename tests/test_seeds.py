@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import rnncore
 from rnncore.layers import GRU, LSTM, Dense, Dropout
@@ -46,3 +47,25 @@ def test_an_example_gives_the_same_output_every_run():
 
     first = run()
     assert "test MSE" in first and run() == first
+
+
+def test_batch_methods_get_layer_and_to_categorical_as_in_keras():
+    rnncore.utils.set_random_seed(0)
+    model = rnncore.Sequential([rnncore.Input((4, 2)), LSTM(3, name="rec"), Dense(2, name="out")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).standard_normal((6, 4, 2)).astype(np.float32)
+    y = rnncore.utils.to_categorical([0, 1, 1, 0, 1, 0], 2)
+    assert y.shape == (6, 2) and y.dtype == np.float32 and y[1].tolist() == [0.0, 1.0]
+    before = model.get_layer("out").get_weights()[0].copy()
+    loss, acc = model.train_on_batch(x, y)
+    assert np.isfinite(loss) and 0 <= acc <= 1
+    assert not np.array_equal(model.get_layer(index=-1).get_weights()[0], before)  # trained
+    logs = model.test_on_batch(x, y, return_dict=True)
+    assert set(logs) == set(model.metrics_names) == {"loss", "accuracy"}
+    assert logs["loss"] == model.evaluate(x, y, batch_size=6, return_dict=True)["loss"]
+    np.testing.assert_array_equal(model.predict_on_batch(x), model.predict(x))
+    assert model.get_layer("rec") is model.layers[0]
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        model.get_layer("nope")
+    with pytest.raises(ValueError, match="class ids must be in"):
+        rnncore.utils.to_categorical([0, 3], 3)

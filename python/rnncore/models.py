@@ -193,6 +193,26 @@ class Sequential(TrainingLoop):
             cfg["input_shape"] = list(self.built_input_shape)
         return cfg
 
+    def get_layer(self, name=None, index=None):
+        """A layer by its name or its index in `layers`, as Keras's get_layer.
+
+        Raises:
+            ValueError: neither or both given, or no layer has that name or index.
+        """
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: expected a name or an index (one of them)")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise ValueError(f"index: expected an int, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index: expected one in [0, {len(self.layers)}), got {index}")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        names = [layer.name for layer in self.layers]
+        raise ValueError(f"name: no layer named {name!r}; the layers are {names}")
+
     def save(self, path) -> None:
         """One safetensors file: the weights (Keras layout) plus the architecture as JSON."""
         saving.save_model(self, path)

@@ -260,6 +260,58 @@ class TrainingLoop:
         return values[0] if len(values) == 1 else values
 
 
+    # ---- one batch at a time (Keras's *_on_batch) ----
+    def train_on_batch(self, x, y, return_dict=False):
+        """One gradient step on the batch (x, y); returns its loss (and metrics), as Keras.
+
+        Args:
+            x: One batch of inputs, samples first.
+            y: Its targets.
+            return_dict: Return {"loss": ..., metric: ...} instead of a float or a list.
+
+        Raises:
+            RuntimeError: the model is not compiled.
+
+        Example:
+            >>> loss = model.train_on_batch(x_batch, y_batch)
+        """
+        self._require_compiled("train_on_batch")
+        x = _require_samples("x", self._prepare_x(x))
+        return self._batch_logs(self._batch_stats(x, _check_y(x, y), training=True), return_dict)
+
+    def test_on_batch(self, x, y, return_dict=False):
+        """The loss (and metrics) of the batch (x, y), without training on it.
+
+        Args:
+            x: One batch of inputs, samples first.
+            y: Its targets.
+            return_dict: Return {"loss": ..., metric: ...} instead of a float or a list.
+
+        Raises:
+            RuntimeError: the model is not compiled.
+        """
+        self._require_compiled("test_on_batch")
+        x = _require_samples("x", self._prepare_x(x))
+        return self._batch_logs(self._batch_stats(x, _check_y(x, y), training=False), return_dict)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch x (no batching, no progress bar)."""
+        return self._forward(self._prepare_x(x), False)[0]
+
+    @property
+    def metrics_names(self) -> list:
+        """The names `evaluate` returns values for: "loss", then the compiled metrics."""
+        return ["loss", *self.metric_names]
+
+    @staticmethod
+    def _batch_logs(stats: dict, return_dict: bool):
+        logs = _means(stats)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+
 def _accumulate(totals: dict, stats: dict) -> None:
     """Adds a batch's {name: (weighted sum, weight)} into running totals of the same form."""
     for k, (s, n) in stats.items():

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["set_random_seed"]
+__all__ = ["set_random_seed", "to_categorical"]
 
 _lock = threading.Lock()
 _rng = np.random.default_rng()
@@ -28,6 +28,35 @@ def set_random_seed(seed) -> None:
         _rng = np.random.default_rng(int(seed))
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)  # noqa: NPY002 -- the global generator, as Keras seeds it
+
+
+def to_categorical(y, num_classes=None, dtype="float32") -> np.ndarray:
+    """One-hot rows for integer class ids, as Keras's `utils.to_categorical`.
+
+    Args:
+        y: Class ids (any shape; a trailing axis of 1 is dropped, as Keras does).
+        num_classes: The number of classes (default: the largest id + 1).
+        dtype: The output's dtype.
+
+    Returns:
+        An array of y's shape plus a last axis of num_classes.
+
+    Raises:
+        TypeError, ValueError: non-integer ids, or ids outside [0, num_classes).
+
+    Example:
+        >>> to_categorical([0, 2, 1], 3)
+    """
+    from ._validate import integer_ids  # the argument checks every reader shares
+
+    y = np.asarray(y)
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y[..., 0]
+    n = int(y.max()) + 1 if num_classes is None and y.size else int(num_classes or 0)
+    ids = integer_ids("y", y, n, "class ids", f"class ids must be in [0, num_classes={n})")
+    out = np.zeros(ids.shape + (n,), dtype=dtype)
+    np.put_along_axis(out, ids[..., None], 1, axis=-1)
+    return out
 
 
 def check_seed(seed) -> None:

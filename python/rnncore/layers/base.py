@@ -127,16 +127,18 @@ class Layer:
     def _init_rng(self, seed) -> None:
         """Keeps `seed` (checked now) for the layer's generator, made on first use."""
         check_seed(seed)
-        self._rng_seed, self._rng_made = seed, None
+        self._rng_seed = seed
+        self._rng_made: np.random.Generator | None = None
 
     @property
     def _rng(self) -> np.random.Generator:
         """The layer's generator: from its seed, else drawn from the global one when first
         used (at build, as Keras does), so set_random_seed() before building fixes the
         weights even of layers constructed before it."""
-        if self._rng_made is None:
-            self._rng_made = new_generator(self._rng_seed)
-        return self._rng_made
+        made = self._rng_made
+        if made is None:
+            made = self._rng_made = new_generator(self._rng_seed)
+        return made
 
     @_rng.setter
     def _rng(self, generator: np.random.Generator) -> None:
