@@ -259,7 +259,6 @@ class TrainingLoop:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-
     # ---- one batch at a time (Keras's *_on_batch) ----
     def train_on_batch(self, x, y, return_dict=False):
         """One gradient step on the batch (x, y); returns its loss (and metrics), as Keras.
