@@ -184,20 +184,28 @@ class Adam(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """RMSprop, Keras's defaults ("rmsprop", compile's default)."""
+    """RMSprop as Keras 3 defines it ("rmsprop", compile's default): epsilon inside the
+    square root, and `centered` divides by the gradient's estimated variance instead."""
 
-    config_keys = ("rho", "momentum", "epsilon")
+    config_keys = ("rho", "momentum", "epsilon", "centered")
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 **kwargs):  # fmt: skip
         super().__init__(learning_rate, **kwargs)
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self.rho, self.epsilon, self.centered = float(rho), float(epsilon), bool(centered)
         self.momentum = _positive("momentum", momentum, allow_zero=True)
 
     def _step(self, key, p, g):
         v = self._slot(key, "v", p)
         v *= self.rho
         v += (1 - self.rho) * g * g
-        inc = self.learning_rate * g / (np.sqrt(v) + self.epsilon)
+        denominator = v + self.epsilon
+        if self.centered:
+            mean_g = self._slot(key, "mean_g", p)
+            mean_g *= self.rho
+            mean_g += (1 - self.rho) * g
+            denominator = v - mean_g * mean_g + self.epsilon
+        inc = self.learning_rate * g / np.sqrt(denominator)
         if self.momentum == 0:
             return inc
         m = self._slot(key, "m", p)
@@ -221,7 +229,7 @@ class Adagrad(Optimizer):
     def _step(self, key, p, g):
         acc = self._slot(key, "acc", p, self.initial_accumulator_value)
         acc += g * g
-        return self.learning_rate * g / (np.sqrt(acc) + self.epsilon)
+        return self.learning_rate * g / np.sqrt(acc + self.epsilon)  # as Keras 3
 
 
 _CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
