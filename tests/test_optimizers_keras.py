@@ -19,11 +19,16 @@ CASES = {
     "rmsprop": {"learning_rate": 0.01},
     "rmsprop_momentum_centered": {"learning_rate": 0.01, "momentum": 0.5, "centered": True},
     "adagrad": {"learning_rate": 0.1},
+    "adamw": {"learning_rate": 0.01, "weight_decay": 0.1},
+    "adam_weight_decay": {"learning_rate": 0.01, "weight_decay": 0.05},
+    "nadam": {"learning_rate": 0.01},
+    "adamax": {"learning_rate": 0.01},
     # gradients of 1e-4: epsilon's place (inside or outside the square root) decides the step
     "rmsprop_small_gradients": {"learning_rate": 0.01},
     "adagrad_small_gradients": {"learning_rate": 0.1, "initial_accumulator_value": 0.0},
 }
-_CLASS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+_CLASS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "nadam": "Nadam", "adamax": "Adamax",
+          "rmsprop": "RMSprop", "adagrad": "Adagrad"}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -44,3 +49,11 @@ def test_updates_match_keras(name):
         theirs.apply([keras.ops.convert_to_tensor(g.astype(np.float32)) for g in step], variables)
     for mine, var in zip(ours, variables):
         np.testing.assert_allclose(mine, keras.ops.convert_to_numpy(var), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["adamw", "nadam", "adamax"])
+def test_new_optimizers_are_known_by_name_and_round_trip(name):
+    opt = optimizers.get(name)
+    assert type(opt).__name__ == _CLASS[name]
+    again = optimizers.deserialize(optimizers.serialize(opt))
+    assert again.get_config() == opt.get_config()

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._registry import Registry
 
-__all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "get"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "Optimizer", "RMSprop", "get"]
 
 _FLAT = "flat"  # the slots key of every parameter's values as one vector (Optimizer.apply)
 
@@ -36,12 +36,19 @@ class Optimizer:
         clipnorm: Clip each gradient to this norm, or None.
         clipvalue: Clip each gradient's entries to [-clipvalue, clipvalue], or None.
         global_clipnorm: Clip all gradients together to this norm, or None.
+        weight_decay: Before each update, every parameter shrinks by
+            parameter * weight_decay * learning_rate (decoupled weight decay, as Keras 3
+            applies it to any optimizer), or None.
 
     Updates of all parameters of one dtype run as one flat array operation.
     """
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 weight_decay=None):  # fmt: skip
         self.learning_rate = _positive("learning_rate", learning_rate)
+        self.weight_decay = (
+            None if weight_decay is None else _positive("weight_decay", weight_decay, True)
+        )
         self.clipnorm = None if clipnorm is None else _positive("clipnorm", clipnorm)
         self.clipvalue = None if clipvalue is None else _positive("clipvalue", clipvalue)
         self.global_clipnorm = (
@@ -78,6 +85,10 @@ class Optimizer:
         views of the flat slots, so `slots[k]` still holds its moments."""
         grads = self._clip(grads)
         self.iterations += 1
+        if self.weight_decay:
+            for k in grads:
+                params[k] -= params[k] * (self.weight_decay * self.learning_rate)
+        self._begin_step()
         dtypes = {params[k].dtype for k in grads}
         if len(dtypes) != 1:  # mixed dtypes: one parameter at a time
             for k, g in grads.items():
@@ -134,6 +145,9 @@ class Optimizer:
                 slots[name] = np.full_like(like, fill)
         return slots[name]
 
+    def _begin_step(self) -> None:
+        """Once per apply, after iterations grows: state shared by every parameter's step."""
+
     def _step(self, key, p, g):
         raise NotImplementedError
 
@@ -141,7 +155,8 @@ class Optimizer:
 
     def get_config(self):
         """The constructor arguments (Keras's config)."""
-        keys = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm") + self.config_keys
+        keys = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+        keys += self.config_keys
         return {k: getattr(self, k) for k in keys}
 
 
@@ -181,6 +196,60 @@ class Adam(Optimizer):
         v += (g * g - v) * (1 - self.beta_2)
         lr = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         return lr * m / (np.sqrt(v) + self.epsilon)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, Keras's defaults ("adamw")."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, **kwargs):  # fmt: skip
+        if weight_decay is None:
+            raise ValueError("weight_decay: expected a float for AdamW, got None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay,
+                         **kwargs)  # fmt: skip
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat 2016), as Keras 3 defines it ("nadam")."""
+
+    config_keys = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._u_product = 1.0  # the product of the momentum schedule's u_t so far
+
+    def _u(self, step: int) -> float:
+        return self.beta_1 * (1.0 - 0.5 * 0.96**step)
+
+    def _begin_step(self) -> None:
+        self._u_product *= self._u(self.iterations)
+
+    def _step(self, key, p, g):
+        t, b1, b2 = self.iterations, self.beta_1, self.beta_2
+        u_t, u_next = self._u(t), self._u(t + 1)
+        m, v = self._slot(key, "m", p), self._slot(key, "v", p)
+        m += (g - m) * (1 - b1)
+        v += (g * g - v) * (1 - b2)
+        m_hat = u_next * m / (1 - self._u_product * u_next) + (1 - u_t) * g / (1 - self._u_product)
+        v_hat = v / (1 - b2**t)
+        return self.learning_rate * m_hat / (np.sqrt(v_hat) + self.epsilon)
+
+
+class Adamax(Optimizer):
+    """Adam with the infinity norm (Kingma and Ba 2015), Keras's defaults ("adamax")."""
+
+    config_keys = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _step(self, key, p, g):
+        m, u = self._slot(key, "m", p), self._slot(key, "u", p)
+        m += (g - m) * (1 - self.beta_1)
+        np.maximum(self.beta_2 * u, np.abs(g), out=u)
+        return self.learning_rate * m / ((1 - self.beta_1**self.iterations) * (u + self.epsilon))
 
 
 class RMSprop(Optimizer):
@@ -232,7 +301,8 @@ class Adagrad(Optimizer):
         return self.learning_rate * g / np.sqrt(acc + self.epsilon)  # as Keras 3
 
 
-_CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
+_CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "nadam": Nadam, "adamax": Adamax,
+            "rmsprop": RMSprop, "adagrad": Adagrad}  # fmt: skip
 
 
 _REGISTRY = Registry("optimizer", Optimizer, _CLASSES, fold_case=True)
