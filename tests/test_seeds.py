@@ -69,3 +69,30 @@ def test_batch_methods_get_layer_and_to_categorical_as_in_keras():
         model.get_layer("nope")
     with pytest.raises(ValueError, match="class ids must be in"):
         rnncore.utils.to_categorical([0, 3], 3)
+
+
+def test_csv_logger_and_lambda_callback_as_in_keras(tmp_path):
+    import csv
+
+    cb = rnncore.callbacks
+    rnncore.utils.set_random_seed(0)
+    model = rnncore.Sequential([rnncore.Input((4, 2)), GRU(3), Dense(1)])
+    model.compile(optimizer="adamw", loss="mse", metrics=["mae"])
+    x = np.random.default_rng(1).standard_normal((16, 4, 2)).astype(np.float32)
+    y = x.sum(axis=(1, 2))[:, None]
+    seen = []
+    log = tmp_path / "log.csv"
+    callbacks = [cb.CSVLogger(log),
+                 cb.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(logs["loss"]),
+                                   on_train_begin=lambda logs: seen.append("begin"))]  # fmt: skip
+    history = model.fit(x, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0,
+                        callbacks=callbacks)  # fmt: skip
+    rows = list(csv.reader(log.open()))
+    assert rows[0] == ["epoch", "loss", "mae", "val_loss", "val_mae"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
+    assert [float(r[1]) for r in rows[1:]] == history.history["loss"]
+    assert seen == ["begin", *history.history["loss"]]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb.CSVLogger(log, append=True)])
+    assert len(list(csv.reader(log.open()))) == 5  # one more row, no second header
+    with pytest.raises(TypeError, match="on_epoch_end: expected a callable"):
+        cb.LambdaCallback(on_epoch_end=3)

@@ -9,8 +9,10 @@ import warnings
 import numpy as np
 
 __all__ = [
+    "CSVLogger",
     "Callback",
     "EarlyStopping",
+    "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
@@ -271,6 +273,80 @@ class TerminateOnNaN(Callback):
         if loss is not None and not np.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training", file=sys.stdout)
             self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Writes each epoch's logs as a CSV row, as Keras's: an `epoch` column, then the logged
+    values in sorted order.
+
+    Args:
+        filename: The CSV file.
+        separator: The field separator.
+        append: Add to an existing file (no second header) instead of starting it afresh.
+
+    Example:
+        >>> model.fit(x, y, epochs=5, callbacks=[CSVLogger("training.csv")])
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        self.filename, self.separator, self.append = str(filename), separator, bool(append)
+        self._file = None
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        """Opens the file (appending, or afresh)."""
+        import os
+
+        has_rows = self.append and os.path.exists(self.filename)
+        has_rows = has_rows and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._keys = None if not has_rows else []  # [] marks "header already written"
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Writes the epoch's row (and the header before the first one)."""
+        import csv
+
+        logs = logs or {}
+        writer = csv.writer(self._file, delimiter=self.separator)
+        if not self._keys:
+            header_needed = self._keys is None
+            self._keys = sorted(logs)
+            if header_needed:
+                writer.writerow(["epoch", *self._keys])
+        writer.writerow([epoch, *(logs.get(k, "NA") for k in self._keys)])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        """Closes the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class LambdaCallback(Callback):
+    """A callback made of plain functions, as Keras's: each argument given is called at its
+    hook with that hook's arguments (`on_epoch_end(epoch, logs)`, ...).
+
+    Example:
+        >>> LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["loss"]))
+    """
+
+    _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+              "on_train_batch_end")  # fmt: skip
+
+    def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None,
+                 on_epoch_end=None, on_train_batch_end=None):  # fmt: skip
+        given = dict(zip(self._HOOKS, (on_train_begin, on_train_end, on_epoch_begin,
+                                       on_epoch_end, on_train_batch_end)))  # fmt: skip
+        for name, fn in given.items():
+            if fn is None:
+                continue
+            if not callable(fn):
+                raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+            if name in ("on_train_begin", "on_train_end"):  # Keras passes them `logs`
+                setattr(self, name, lambda logs=None, _fn=fn: _fn(logs or {}))
+            else:  # (epoch or batch, logs)
+                setattr(self, name, lambda i, logs=None, _fn=fn: _fn(i, logs or {}))
 
 
 class History(Callback):
