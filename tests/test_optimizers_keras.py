@@ -57,3 +57,40 @@ def test_new_optimizers_are_known_by_name_and_round_trip(name):
     assert type(opt).__name__ == _CLASS[name]
     again = optimizers.deserialize(optimizers.serialize(opt))
     assert again.get_config() == opt.get_config()
+
+
+SCHEDULES = {
+    "ExponentialDecay": {"initial_learning_rate": 0.05, "decay_steps": 3, "decay_rate": 0.5},
+    "ExponentialDecay_staircase": {"initial_learning_rate": 0.05, "decay_steps": 3,
+                                   "decay_rate": 0.5, "staircase": True},
+    "PiecewiseConstantDecay": {"boundaries": [2, 5], "values": [0.05, 0.02, 0.01]},
+    "CosineDecay": {"initial_learning_rate": 0.05, "decay_steps": 6, "alpha": 0.1},
+    "CosineDecay_warmup": {"initial_learning_rate": 0.0, "decay_steps": 4,
+                           "warmup_target": 0.05, "warmup_steps": 3},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedules_match_keras_and_drive_the_updates(name):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = import_peer("keras")
+    cls, kw = name.split("_")[0], SCHEDULES[name]
+    ours = getattr(optimizers.schedules, cls)(**kw)
+    theirs = getattr(keras.optimizers.schedules, cls)(**kw)
+    for step in range(12):
+        expected = float(keras.ops.convert_to_numpy(theirs(step)))
+        assert ours(step) == pytest.approx(expected, rel=1e-6, abs=1e-9), step
+    # an optimizer following the schedule updates as Keras's does, step by step
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(5)
+    grads = [rng.standard_normal(5) for _ in range(8)]
+    mine, var = start.copy(), keras.Variable(start.astype(np.float32))
+    opt, kopt = optimizers.SGD(ours), keras.optimizers.SGD(theirs)
+    for g in grads:
+        opt.apply({0: mine}, {0: g})
+        kopt.apply([keras.ops.convert_to_tensor(g.astype(np.float32))], [var])
+    np.testing.assert_allclose(mine, keras.ops.convert_to_numpy(var), rtol=2e-5, atol=2e-6)
+    again = optimizers.deserialize(optimizers.serialize(opt))
+    assert again.get_config() == opt.get_config()
+    with pytest.raises(TypeError, match="follows a schedule"):
+        opt.learning_rate = 0.1

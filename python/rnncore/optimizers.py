@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import schedules
 from ._registry import Registry
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "Optimizer", "RMSprop", "get"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "Optimizer", "RMSprop", "get",
+           "schedules"]  # fmt: skip
 
 _FLAT = "flat"  # the slots key of every parameter's values as one vector (Optimizer.apply)
 
@@ -32,7 +34,8 @@ class Optimizer:
     """Base class of the optimizers: updates parameters in place from their gradients.
 
     Args:
-        learning_rate: Step size.
+        learning_rate: Step size, or a schedule (`rnncore.optimizers.schedules`) giving it
+            for each update.
         clipnorm: Clip each gradient to this norm, or None.
         clipvalue: Clip each gradient's entries to [-clipvalue, clipvalue], or None.
         global_clipnorm: Clip all gradients together to this norm, or None.
@@ -45,7 +48,14 @@ class Optimizer:
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  weight_decay=None):  # fmt: skip
-        self.learning_rate = _positive("learning_rate", learning_rate)
+        if isinstance(learning_rate, dict):  # a schedule, as get_config wrote it
+            learning_rate = schedules.deserialize(learning_rate)
+        self._schedule = None
+        self._applying = 0  # 1 inside apply: the schedule's step is the update's index
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self._schedule = learning_rate
+        else:  # positive when made; a callback may lower it to 0 later
+            self.learning_rate = _positive("learning_rate", learning_rate)
         self.weight_decay = (
             None if weight_decay is None else _positive("weight_decay", weight_decay, True)
         )
@@ -60,6 +70,21 @@ class Optimizer:
         self.slots: dict = {}  # {key: {name: array}}; key _FLAT holds the flat slots
         self._fills: dict = {}  # {slot name: its initial value}
         self._flat_shapes: list | None = None  # [(key, shape)] of the flat layout
+
+    @property
+    def learning_rate(self) -> float:
+        """The step size of the current update (the schedule's value at it, with a schedule)."""
+        if self._schedule is not None:
+            return float(self._schedule(self.iterations - self._applying))
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if getattr(self, "_schedule", None) is not None:
+            raise TypeError(
+                "learning_rate: this optimizer follows a schedule; it cannot be set to a number"
+            )
+        self._learning_rate = _positive("learning_rate", value, allow_zero=True)
 
     def _clip(self, grads: dict) -> dict:
         if self.clipvalue is not None:
@@ -85,6 +110,13 @@ class Optimizer:
         views of the flat slots, so `slots[k]` still holds its moments."""
         grads = self._clip(grads)
         self.iterations += 1
+        self._applying = 1
+        try:
+            self._apply(params, grads)
+        finally:
+            self._applying = 0
+
+    def _apply(self, params: dict, grads: dict) -> None:
         if self.weight_decay:
             for k in grads:
                 params[k] -= params[k] * (self.weight_decay * self.learning_rate)
@@ -155,9 +187,9 @@ class Optimizer:
 
     def get_config(self):
         """The constructor arguments (Keras's config)."""
-        keys = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
-        keys += self.config_keys
-        return {k: getattr(self, k) for k in keys}
+        keys = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay") + self.config_keys
+        rate = schedules.serialize(self._schedule) if self._schedule else self.learning_rate
+        return {"learning_rate": rate, **{k: getattr(self, k) for k in keys}}
 
 
 class SGD(Optimizer):
