@@ -96,3 +96,20 @@ def test_csv_logger_and_lambda_callback_as_in_keras(tmp_path):
     assert len(list(csv.reader(log.open()))) == 5  # one more row, no second header
     with pytest.raises(TypeError, match="on_epoch_end: expected a callable"):
         cb.LambdaCallback(on_epoch_end=3)
+
+
+def test_to_json_model_from_json_and_clone_model():
+    rnncore.utils.set_random_seed(0)
+    model = rnncore.Sequential([rnncore.Input((4, 2)), LSTM(3, return_sequences=True),
+                                GRU(2, reset_after=False), Dense(1)])  # fmt: skip
+    x = np.random.default_rng(2).standard_normal((5, 4, 2)).astype(np.float32)
+    text = model.to_json()
+    rebuilt = rnncore.models.model_from_json(text)
+    assert rebuilt.to_json() == text and rebuilt.count_params() == model.count_params()
+    clone = rnncore.models.clone_model(model)
+    assert [type(a) for a in clone.layers] == [type(b) for b in model.layers]
+    assert not np.allclose(clone.predict(x), model.predict(x))  # fresh weights
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="invalid architecture"):
+        rnncore.models.model_from_json('{"class_name": "Functional"}')

@@ -7,6 +7,8 @@ training loop (compile / fit / evaluate) is in training.py, the files in saving.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from . import layers as layers_mod
@@ -15,10 +17,10 @@ from ._validate import float_dtype
 from .callbacks import History
 from .layers import InputLayer, Layer
 from .layers.base import as_input_shape, shape_str
-from .saving import load_model
+from .saving import load_model, model_from_json
 from .training import TrainingLoop
 
-__all__ = ["History", "Sequential", "load_model"]
+__all__ = ["History", "Sequential", "clone_model", "load_model", "model_from_json"]
 
 
 class Sequential(TrainingLoop):
@@ -213,6 +215,14 @@ class Sequential(TrainingLoop):
         names = [layer.name for layer in self.layers]
         raise ValueError(f"name: no layer named {name!r}; the layers are {names}")
 
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON (no weights), for `rnncore.models.model_from_json`.
+
+        Args:
+            **kwargs: Passed to json.dumps (indent=2, say).
+        """
+        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+
     def save(self, path) -> None:
         """One safetensors file: the weights (Keras layout) plus the architecture as JSON."""
         saving.save_model(self, path)
@@ -267,6 +277,14 @@ def _set_default_dtype(layer, dtype):
         layer.dtype = dtype
     for sub in layer.sublayers():
         _set_default_dtype(sub, dtype)
+
+
+def clone_model(model: Sequential) -> Sequential:
+    """A model of the same architecture with fresh weights (not compiled), as Keras's
+    clone_model: `clone.set_weights(model.get_weights())` copies the weights over."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    return model_from_json(model.to_json())
 
 
 def __dir__():  # what tab completion and dir() show: the public names only

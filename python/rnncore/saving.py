@@ -13,7 +13,8 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._version import __version__
 
-__all__ = ["FILE_FORMAT", "assign_tensors", "load_model", "read_model_file", "save_model"]
+__all__ = ["FILE_FORMAT", "assign_tensors", "load_model", "model_from_json", "read_model_file",
+           "save_model"]  # fmt: skip
 
 FILE_FORMAT = "rnncore.sequential/1"
 
@@ -115,16 +116,16 @@ def read_model_file(path):
     return tensors, metadata
 
 
-def load_model(path):
-    """A model saved by `model.save(path)`: architecture rebuilt, weights checked and loaded."""
-    tensors, metadata = read_model_file(path)
+def model_from_json(text, where=""):
+    """A new Sequential (fresh weights) from the JSON that `model.to_json()` or a model file
+    holds; ValueError for anything else (`where` prefixes the message, such as a path)."""
     try:
-        arch = json.loads(metadata["architecture"])
+        arch = json.loads(text)
         cfg = arch["config"]
         if arch.get("class_name") != "Sequential" or not isinstance(cfg.get("layers"), list):
             raise ValueError("not a Sequential")
     except (KeyError, TypeError, ValueError, RecursionError) as e:  # JSONDecodeError too
-        raise ValueError(f"{path}: invalid architecture in metadata ({e})") from None
+        raise ValueError(f"{where}invalid architecture ({e})") from None
     from .models import Sequential  # the model module imports this one
 
     model = Sequential(name=cfg.get("name", "sequential"), dtype=cfg.get("dtype"))
@@ -134,7 +135,14 @@ def load_model(path):
         for spec in cfg["layers"]:
             model.add(layers_mod.deserialize(spec))
     except RecursionError:  # a crafted file nesting wrappers thousands deep
-        raise ValueError(f"{path}: layers nested too deep in the architecture") from None
+        raise ValueError(f"{where}layers nested too deep in the architecture") from None
+    return model
+
+
+def load_model(path):
+    """A model saved by `model.save(path)`: architecture rebuilt, weights checked and loaded."""
+    tensors, metadata = read_model_file(path)
+    model = model_from_json(metadata.get("architecture"), where=f"{path}: ")
     assign_tensors(model, path, tensors)
     if "compile" in metadata:  # compiled as when saved (fresh optimizer state)
         try:
