@@ -113,3 +113,34 @@ def test_to_json_model_from_json_and_clone_model():
     np.testing.assert_array_equal(clone.predict(x), model.predict(x))
     with pytest.raises(ValueError, match="invalid architecture"):
         rnncore.models.model_from_json('{"class_name": "Functional"}')
+
+
+def test_tutorial_idioms_port_unchanged():
+    """What stopped classic Keras lessons: a custom metric function, the function-style
+    losses, 'acc' history keys, and tf.keras 2's input_length / input_shape keywords."""
+    from rnncore import losses, metrics
+    from rnncore.layers import Embedding, InputLayer, SimpleRNN
+
+    def last_time_step_mse(y_true, y_pred):  # Géron's chapter 15 metric
+        return metrics.mean_squared_error(y_true[:, -1], y_pred[:, -1])
+
+    rnncore.utils.set_random_seed(0)
+    model = rnncore.Sequential([InputLayer(input_shape=[None, 1]),
+                                SimpleRNN(4, return_sequences=True),
+                                rnncore.layers.TimeDistributed(Dense(3))])  # fmt: skip
+    model.compile(loss="mse", optimizer="adam", metrics=[last_time_step_mse])
+    x = np.random.default_rng(0).standard_normal((8, 5, 1)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((8, 5, 3)).astype(np.float32)
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y))
+    assert {"loss", "last_time_step_mse", "val_last_time_step_mse"} <= set(history.history)
+    expected = losses.mean_squared_error(y[:, -1], model.predict(x)[:, -1]).mean()
+    assert model.evaluate(x, y, batch_size=8)[1] == pytest.approx(expected, rel=1e-5)
+
+    ids = np.random.default_rng(2).integers(1, 20, (16, 6))
+    labels = (ids[:, 0] > 10).astype(int)
+    clf = rnncore.Sequential([Embedding(20, 4, input_length=6), GRU(3),
+                              Dense(1, activation="sigmoid")])  # fmt: skip
+    clf.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
+    hist = clf.fit(ids, labels, epochs=1, verbose=0, validation_split=0.25)
+    assert set(hist.history) == {"loss", "acc", "val_loss", "val_acc"}
+    assert clf.built_input_shape == (6,)

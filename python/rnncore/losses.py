@@ -12,6 +12,8 @@ from ._registry import Registry
 from ._validate import integer_ids
 
 __all__ = [
+    "mean_absolute_error",
+    "mean_squared_error",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Huber",
@@ -220,6 +222,16 @@ _CLASSES = {
 
 
 _REGISTRY = Registry("loss", Loss, _CLASSES)
+
+
+def mean_squared_error(y_true, y_pred) -> np.ndarray:
+    """Keras's function form: mean((y_true - y_pred)^2) over the last axis, per sample."""
+    return np.mean((np.asarray(y_pred) - np.asarray(y_true)) ** 2, axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+    """Keras's function form: mean(|y_true - y_pred|) over the last axis, per sample."""
+    return np.mean(np.abs(np.asarray(y_pred) - np.asarray(y_true)), axis=-1)
 
 
 def serialize(loss: Loss) -> dict:

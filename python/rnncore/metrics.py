@@ -9,7 +9,7 @@ import numpy as np
 
 from . import losses as losses_mod
 
-__all__ = ["get"]
+__all__ = ["get", "mean_absolute_error", "mean_squared_error"]
 
 
 def binary_accuracy(t, p, loss):
@@ -32,10 +32,13 @@ def mae(t, p, loss):
 class Metric:
     """A named metric: `values(y_true, y_pred)` gives one value per sample (and step)."""
 
-    def __init__(self, name, fn, loss):
-        self.name, self._fn, self._loss = name, fn, loss
+    def __init__(self, name, fn, loss, raw=False):
+        self.name, self._fn, self._loss, self._raw = name, fn, loss, raw
 
     def values(self, y_true, y_pred):
+        """The metric per sample (and step)."""
+        if self._raw:  # a user's function sees the labels as given, as in Keras
+            return np.asarray(self._fn(np.asarray(y_true), y_pred), dtype=np.float64)
         # The loss already validated the labels; reuse its conversion (e.g. sparse -> one-hot).
         y_pred = self._loss.check_prediction(y_pred)
         t = self._loss.check(y_true, y_pred)
@@ -50,16 +53,31 @@ def get(name, loss: losses_mod.Loss, output_dim: int) -> Metric:
     Raises:
         ValueError: an unknown metric name.
     """
-    if name in ("accuracy", "acc"):
+    if callable(name):  # a function (y_true, y_pred) -> values per sample, named as it is
+        return Metric(getattr(name, "__name__", "metric"), name, loss, raw=True)
+    if name in ("accuracy", "acc"):  # the history key is the name the user gave
         if isinstance(loss, losses_mod.CategoricalCrossentropy):
-            return Metric("accuracy", categorical_accuracy, loss)
+            return Metric(name, categorical_accuracy, loss)
         if isinstance(loss, losses_mod.BinaryCrossentropy) or output_dim == 1:
-            return Metric("accuracy", binary_accuracy, loss)
-        return Metric("accuracy", categorical_accuracy, loss)
-    table = {"mse": mse, "mean_squared_error": mse, "mae": mae, "mean_absolute_error": mae}
+            return Metric(name, binary_accuracy, loss)
+        return Metric(name, categorical_accuracy, loss)
+    table = {"mse": mse, "mean_squared_error": mse, "mae": mae, "mean_absolute_error": mae,
+             "binary_accuracy": binary_accuracy, "categorical_accuracy": categorical_accuracy,
+             "sparse_categorical_accuracy": categorical_accuracy}  # fmt: skip
     if name in table:
         return Metric(name, table[name], loss)
-    raise ValueError(f"metrics: unknown metric {name!r}; expected 'accuracy', 'mae' or 'mse'")
+    known = ["accuracy", "acc", *table]
+    raise ValueError(f"metrics: unknown metric {name!r}; expected a function or one of {known}")
+
+
+def mean_squared_error(y_true, y_pred) -> np.ndarray:
+    """Keras's function form: mean((y_true - y_pred)^2) over the last axis, per sample."""
+    return mse(np.asarray(y_true), np.asarray(y_pred), None)
+
+
+def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+    """Keras's function form: mean(|y_true - y_pred|) over the last axis, per sample."""
+    return mae(np.asarray(y_true), np.asarray(y_pred), None)
 
 
 def __dir__():  # what tab completion and dir() show: the public names only

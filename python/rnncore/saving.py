@@ -35,7 +35,8 @@ def save_model(model, path) -> None:
             {
                 "optimizer": optimizers_mod.serialize(model.optimizer),
                 "loss": losses_mod.serialize(model.loss),
-                "metrics": model.metric_names,
+                # a function cannot be saved: the file keeps the named metrics
+                "metrics": [m for m in model._metrics if isinstance(m, str)],
             }
         )
     _safetensors.write(path, tensors, metadata)

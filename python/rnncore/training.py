@@ -29,6 +29,7 @@ class TrainingLoop:
     optimizer = None
     loss = None
     metric_names: list = []
+    _metrics: list = []
     stop_training = False
     history = None
     _rng = None
@@ -68,7 +69,10 @@ class TrainingLoop:
             optimizer: An Optimizer, or a name ("adam", "sgd", "rmsprop", "adagrad").
             loss: A Loss, or a name ("mse", "mae", "huber", "binary_crossentropy",
                 "categorical_crossentropy", "sparse_categorical_crossentropy").
-            metrics: Names of metrics to report ("accuracy", "mae", "mse").
+            metrics: Metrics to report: names ("accuracy" or "acc", "mae", "mse",
+                "binary_accuracy", ...) or functions (y_true, y_pred) -> a value per sample,
+                reported under the name given (a function's own name). Saved model files
+                keep the named ones.
 
         Raises:
             ValueError: no loss, or an unknown name.
@@ -80,17 +84,17 @@ class TrainingLoop:
             raise ValueError("compile: a loss is required (e.g. loss='mse')")
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
-        names = list(metrics or [])
-        for n in names:
-            metrics_mod.get(n, self.loss, 2)  # unknown names fail now, not mid-fit
-        self.metric_names = names
+        self._metrics = list(metrics or [])  # names and functions, as given
+        for m in self._metrics:
+            metrics_mod.get(m, self.loss, 2)  # unknown names fail now, not mid-fit
+        self.metric_names = [metrics_mod.get(m, self.loss, 2).name for m in self._metrics]
 
     def _require_compiled(self, what):
         if self.loss is None:
             raise RuntimeError(f"{what}: call compile(optimizer, loss) first")
 
     def _metrics_for(self, y_pred):
-        return [metrics_mod.get(n, self.loss, y_pred.shape[-1]) for n in self.metric_names]
+        return [metrics_mod.get(m, self.loss, y_pred.shape[-1]) for m in self._metrics]
 
     def _batch_stats(self, x, y, training):
         """Loss and metric sums for one batch; trains on it when `training`."""
@@ -105,7 +109,7 @@ class TrainingLoop:
         stats = {"loss": (loss * n, n)}
         for m in self._metrics_for(y_pred):
             v = m.values(y, y_pred)
-            w = weights if weights is not None else np.ones(v.shape, v.dtype)
+            w = weights if weights is not None and weights.shape == v.shape else np.ones_like(v)
             stats[m.name] = (float((v * w).sum()), float(w.sum()))
         return stats
 

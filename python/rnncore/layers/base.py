@@ -303,8 +303,10 @@ class InputLayer(Layer):
     min_ndim = 1
     supports_masking = True
 
-    def __init__(self, shape, dtype=None, name=None):
-        super().__init__(name=name, input_shape=shape)
+    def __init__(self, shape=None, dtype=None, name=None, input_shape=None):
+        if (shape is None) == (input_shape is None):
+            raise TypeError("InputLayer: expected shape (or tf.keras 2's input_shape), one of them")
+        super().__init__(name=name, input_shape=shape if shape is not None else input_shape)
         self.input_dtype = None if dtype is None else np.dtype(dtype)
 
     def forward(self, x, mask, training):

@@ -118,8 +118,11 @@ class Embedding(Layer):
         embeddings_initializer="uniform",
         mask_zero=False,
         seed=None,
+        input_length=None,
         **kwargs,
     ):
+        if input_length is not None:  # tf.keras 2's way of giving the sequence length
+            kwargs.setdefault("input_shape", (input_length,))
         super().__init__(**kwargs)
         self.input_dim = positive_int("input_dim", input_dim)
         self.output_dim = positive_int("output_dim", output_dim)
