@@ -258,10 +258,7 @@ class TrainingLoop:
         logs = self._evaluate_logs(x, _check_y(x, y), _batch_size(batch_size))
         if verbose:
             Progbar(_num_batches(len(x), _batch_size(batch_size)), verbose).finish(logs)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return _returned(logs, return_dict)
 
     # ---- one batch at a time (Keras's *_on_batch) ----
     def train_on_batch(self, x, y, return_dict=False):
@@ -278,9 +275,7 @@ class TrainingLoop:
         Example:
             >>> loss = model.train_on_batch(x_batch, y_batch)
         """
-        self._require_compiled("train_on_batch")
-        x = _require_samples("x", self._prepare_x(x))
-        return self._batch_logs(self._batch_stats(x, _check_y(x, y), training=True), return_dict)
+        return self._one_batch("train_on_batch", x, y, True, return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
         """The loss (and metrics) of the batch (x, y), without training on it.
@@ -293,9 +288,13 @@ class TrainingLoop:
         Raises:
             RuntimeError: the model is not compiled.
         """
-        self._require_compiled("test_on_batch")
+        return self._one_batch("test_on_batch", x, y, False, return_dict)
+
+    def _one_batch(self, what, x, y, training, return_dict):
+        self._require_compiled(what)
         x = _require_samples("x", self._prepare_x(x))
-        return self._batch_logs(self._batch_stats(x, _check_y(x, y), training=False), return_dict)
+        logs = _means(self._batch_stats(x, _check_y(x, y), training=training))
+        return _returned(logs, return_dict)
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch x (no batching, no progress bar)."""
@@ -306,13 +305,13 @@ class TrainingLoop:
         """The names `evaluate` returns values for: "loss", then the compiled metrics."""
         return ["loss", *self.metric_names]
 
-    @staticmethod
-    def _batch_logs(stats: dict, return_dict: bool):
-        logs = _means(stats)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+
+def _returned(logs: dict, return_dict: bool):
+    """Keras's return forms: the dict, or the loss alone, or [loss, *metrics]."""
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
 
 
 def _accumulate(totals: dict, stats: dict) -> None:
