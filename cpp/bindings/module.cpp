@@ -358,6 +358,21 @@ PYBIND11_MODULE(_core, m) {
         py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
         py::arg("recurrent_mask") = py::none());
   m.def(
+      "workspace_size",
+      [](const py::object& cell, int64_t steps, int64_t batch, int64_t hidden) {
+        if (steps < 0 || batch < 0 || hidden < 0)
+          throw py::value_error(
+              "workspace_size: expected sizes >= 0, got steps=" + std::to_string(steps) +
+              ", batch=" + std::to_string(batch) + ", hidden=" + std::to_string(hidden));
+        Dims d;
+        d.T = steps;
+        d.B = batch;
+        d.H = hidden;
+        return static_cast<int64_t>(rnncore::training_workspace_size(to_cell(cell), d));
+      },
+      py::arg("cell"), py::arg("steps"), py::arg("batch"), py::arg("hidden"),
+      "Elements of the workspace a training forward of this cell and shape returns.");
+  m.def(
       "set_num_threads",
       [](int n) {
         if (n < 1)

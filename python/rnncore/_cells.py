@@ -91,6 +91,7 @@ CELLS: tuple[CellKind, ...] = (
 """Every cell kind, in the compiled enum's order."""
 
 _BY_NAME = {c.name: c for c in CELLS}
+_BY_CODE = {c.code_int: c for c in CELLS}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(c.family for c in CELLS))
 """The functional-API families (``rnn``, ``lstm``, ``gru``)."""
 KERAS_LAYERS: frozenset[str] = frozenset(c.keras_layer for c in CELLS)
@@ -103,6 +104,16 @@ def by_name(name: str) -> CellKind:
         return _BY_NAME[name]
     except (KeyError, TypeError):
         raise ValueError(f"cell: expected one of {sorted(_BY_NAME)}, got {name!r}") from None
+
+
+def by_code(code: int) -> CellKind:
+    """The kind whose kernel code is `code` (an int or rnncore._core.Cell); ValueError else."""
+    try:
+        return _BY_CODE[int(code)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"cell: expected one of the codes {sorted(_BY_CODE)}, got {code!r}"
+        ) from None
 
 
 def family_kinds(family: str) -> tuple[CellKind, ...]:
