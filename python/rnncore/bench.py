@@ -181,6 +181,10 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
                 rows.append(row)
     rows += [_step_case(peers, name, budget) for name in CELLS]
     rows += [_ragged_case(peers, mode, budget, reps) for mode in MODES]
+    if any(p.name == "torch" for p in peers):  # a whole PyTorch step: rnncore.torch vs torch.nn
+        from .bench_torch_loop import loop_cases
+
+        rows += loop_cases(threads, budget, reps)
     peak = max(peak, rnncore._core.fma_peak_gflops(threads))
     for row in rows:
         row["pct_peak"] = 100.0 * row["gflops"] / peak
@@ -267,6 +271,10 @@ def print_table(result: dict) -> None:
     print("shapes (B, T, I, H): " + ", ".join(f"{n} {s}" for n, s in SHAPES.items()))
     print(f"  stream: batch-1 sequences; step: {STEP_SHAPE[1]} Stream.step calls of "
           f"{STEP_SHAPE}; ragged: {RAGGED_SHAPE} with random lengths; -: not measured")  # fmt: skip
+    print(
+        "  loop: one PyTorch training step (Embedding, 2-layer bidirectional, Linear, Adam) at "
+        "medium, rnncore.torch vs torch.nn; loop-pk: on a PackedSequence of random lengths"
+    )
     peers = PEERS  # a column each, "-" where a peer is absent or does not run the case
     memory = any(r.get("mem_mb") is not None for r in result["rows"])
 
