@@ -68,7 +68,10 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps (default 20)")
     parser.add_argument("--batch", type=int, default=64, help="global batch size (default 64)")
     parser.add_argument("--out", help="write the trained state_dict here (rank 0)")
+    parser.add_argument("--quick", action="store_true", help="3 steps on a batch of 16")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.batch = 3, 16
 
     distributed = "RANK" in os.environ  # set by torchrun
     rank, world = 0, 1

@@ -39,6 +39,12 @@ def test_every_example_has_a_quick_mode(script):
     assert "--quick" in (EXAMPLES / script).read_text()
 
 
+def test_torch_ddp_in_one_process():
+    pytest.importorskip("torch")
+    out = _run("torch_ddp.py")
+    assert out.startswith("1 process(es): loss")
+
+
 def test_forecasting(tmp_path):
     out = _run("forecasting.py", "--plot", str(tmp_path / "f.png"), "--seeds", "0", "1")
     for what in ["1 ahead: deep RNN", "10 ahead: deep RNN, iterated", "seq2seq LSTM",
