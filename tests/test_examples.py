@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from conftest import import_peer
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -40,7 +42,7 @@ def test_every_example_has_a_quick_mode(script):
 
 
 def test_torch_ddp_in_one_process():
-    pytest.importorskip("torch")
+    import_peer("torch")
     out = _run("torch_ddp.py")
     assert out.startswith("1 process(es): loss")
 
