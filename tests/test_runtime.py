@@ -149,7 +149,11 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
         (c, "tiny", m) for c in ("rnn", "lstm", "gru") for m in ("inference", "training")
     } | {(c, "step", "inference") for c in ("rnn", "lstm", "gru")} | {
         ("lstm", "ragged", m) for m in ("inference", "training")
-    }
+    } | (
+        {(c, s, "training") for c in ("lstm", "gru") for s in ("loop", "loop-pk")}
+        if any(p.startswith("torch ") for p in result["peers"])
+        else set()
+    )
     assert all(r["rnncore"] > 0 and r["gflops"] > 0 and r["pct_peak"] > 0 for r in rows)
     assert result["fma_peak_gflops"] == 400.0 and "measured FMA peak: 400" in printed
     ragged = [r for r in rows if r["shape"] == "ragged"]
@@ -164,7 +168,11 @@ def test_bench_harness_runs_every_cell_and_mode(monkeypatch, capsys, tmp_path, t
         assert all("onnxruntime" in r["peers"] for r in rows if r["mode"] == "inference")
         # Keras (on JAX or torch when TensorFlow is absent) times every layer case of full
         # length (the ragged case compares with torch's PackedSequence and ORT's lengths)
-        assert all("keras" in r["peers"] for r in rows if r["shape"] not in ("step", "ragged"))
+        layer_cases = [r for r in rows if r["shape"] not in ("step", "ragged", "loop", "loop-pk")]
+        assert all("keras" in r["peers"] for r in layer_cases)
+        assert {(r["cell"], r["shape"]) for r in rows if "torch" in r["peers"]} >= {
+            (c, s) for c in ("lstm", "gru") for s in ("loop", "loop-pk")
+        }  # the PyTorch training step, rnncore.torch vs torch.nn
         assert all({"torch", "onnxruntime"} <= set(r["peers"]) for r in ragged[:1])
         assert any(p.startswith("keras ") for p in result["peers"])
 

@@ -184,7 +184,8 @@ def run(threads: int, quick: bool, memory: bool | None = None) -> dict:
     if any(p.name == "torch" for p in peers):  # a whole PyTorch step: rnncore.torch vs torch.nn
         from .bench_torch_loop import loop_cases
 
-        rows += loop_cases(threads, budget, reps)
+        # At the medium shape (the first shape when a run is trimmed to others).
+        rows += loop_cases(threads, budget, reps, SHAPES.get("medium", next(iter(SHAPES.values()))))
     peak = max(peak, rnncore._core.fma_peak_gflops(threads))
     for row in rows:
         row["pct_peak"] = 100.0 * row["gflops"] / peak

@@ -14,9 +14,8 @@ import torch
 
 import rnncore.torch as rnncore_torch
 
-from .bench import SHAPES, case_flops, interleaved_medians
+from .bench import case_flops, interleaved_medians
 
-SHAPE = SHAPES["medium"]  # (B, T, I, H); I is the embedding width
 VOCAB, CLASSES, LAYERS = 1000, 10, 2
 LENGTHS_SEED = 3
 
@@ -52,10 +51,11 @@ def _step(model: _Classifier, tokens, labels, lengths) -> Callable[[], None]:
     return step
 
 
-def loop_cases(threads: int, budget: float, reps: int) -> list[dict]:
-    """Rows for LSTM and GRU, equal lengths ("loop") and packed ("loop-pk"), in training."""
+def loop_cases(threads: int, budget: float, reps: int, shape: tuple) -> list[dict]:
+    """Rows for LSTM and GRU, equal lengths ("loop") and packed ("loop-pk"), in training,
+    at `shape` (B, T, I, H); I is the embedding width."""
     torch.set_num_threads(threads)
-    B, T, I, H = SHAPE
+    B, T, I, H = shape
     g = torch.Generator().manual_seed(LENGTHS_SEED)
     tokens = torch.randint(0, VOCAB, (B, T), generator=g)
     labels = torch.randint(0, CLASSES, (B,), generator=g)
@@ -68,24 +68,24 @@ def loop_cases(threads: int, budget: float, reps: int) -> list[dict]:
                   for library in (torch.nn, rnncore_torch)]  # fmt: skip
         reference, ours = models
         ours.load_state_dict(reference.state_dict())
-        for shape, lens in (("loop", None), ("loop-pk", lengths)):
+        for case, lens in (("loop", None), ("loop-pk", lengths)):
             medians = interleaved_medians({
                 "rnncore": _step(ours, tokens, labels, lens),
                 "torch": _step(reference, tokens, labels, lens),
             }, budget, reps)  # fmt: skip
             real = 1.0 if lens is None else float(lens.sum()) / (B * T)
-            flops = _recurrent_flops(family) * real
+            flops = _recurrent_flops(family, shape) * real
             rnncore_ms = medians.pop("rnncore")
-            rows.append({"cell": family, "shape": shape, "mode": "training",
+            rows.append({"cell": family, "shape": case, "mode": "training",
                          "rnncore": rnncore_ms, "peers": medians,
                          "speedup": medians["torch"] / rnncore_ms,
                          "gflops": flops / rnncore_ms / 1e6})  # fmt: skip
     return rows
 
 
-def _recurrent_flops(family: str) -> float:
+def _recurrent_flops(family: str, shape: tuple) -> float:
     """Training FLOPs of the recurrent layers alone (both directions, every layer)."""
-    B, T, I, H = SHAPE
+    B, T, I, H = shape
     first = case_flops(family, "training", (B, T, I, H))
     later = case_flops(family, "training", (B, T, 2 * H, H))
     return 2 * (first + (LAYERS - 1) * later)
