@@ -294,8 +294,13 @@ class CSVLogger(Callback):
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs=None):
-        """Opens the file (appending, or afresh)."""
+        """Opens the file (appending, or afresh); under a DataParallel, on rank 0 only."""
         import os
+
+        from .distribution import is_writer
+
+        if not is_writer():
+            return
 
         has_rows = self.append and os.path.exists(self.filename)
         has_rows = has_rows and os.path.getsize(self.filename) > 0
@@ -307,6 +312,8 @@ class CSVLogger(Callback):
         import csv
 
         logs = logs or {}
+        if self._file is None:  # not the writing rank
+            return
         writer = csv.writer(self._file, delimiter=self.separator)
         if not self._keys:
             header_needed = self._keys is None

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 
+from . import distribution, saving
 from . import layers as layers_mod
-from . import saving
 from ._validate import float_dtype
 from .callbacks import History
 from .layers import InputLayer, Layer
@@ -224,8 +224,11 @@ class Sequential(TrainingLoop):
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def save(self, path) -> None:
-        """One safetensors file: the weights (Keras layout) plus the architecture as JSON."""
-        saving.save_model(self, path)
+        """One safetensors file: the weights (Keras layout) plus the architecture as JSON.
+
+        Under a DataParallel only rank 0 writes (every rank holds the same weights)."""
+        if distribution.is_writer():
+            saving.save_model(self, path)
 
     save_weights = save
 

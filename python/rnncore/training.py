@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from . import callbacks as callbacks_mod
+from . import distribution as distribution_mod
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
@@ -33,6 +34,7 @@ class TrainingLoop:
     stop_training = False
     history = None
     _rng = None
+    _synced_with = None  # the DataParallel whose rank 0 this model's weights came from
 
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for x, computed `batch_size` samples at a time.
@@ -50,6 +52,7 @@ class TrainingLoop:
         """
         x = self._prepare_x(x)
         batch_size = _batch_size(batch_size)
+        verbose = verbose if distribution_mod.is_writer() else 0
         outs = []
         bar = Progbar(_num_batches(len(x), batch_size), verbose)
         for i, start in enumerate(range(0, len(x), batch_size)):
@@ -97,21 +100,34 @@ class TrainingLoop:
         return [metrics_mod.get(m, self.loss, y_pred.shape[-1]) for m in self._metrics]
 
     def _batch_stats(self, x, y, training):
-        """Loss and metric sums for one batch; trains on it when `training`."""
+        """Loss and metric sums for one batch; trains on it when `training`.
+
+        Under a DataParallel, x and y are this rank's share of the global batch (possibly
+        none of it): the gradients and sums are reduced over the ranks before the update."""
+        dist = distribution_mod.distribution()
+        stats, grads = self._local_stats(x, y, training) if len(x) else ({}, {})
+        if dist is not None:
+            params = self._leaf_params() if training else {}
+            stats, grads = dist.reduce_step(params, grads, stats, self.metrics_names)
+        if training:
+            self.optimizer.apply(self._leaf_params(), grads)
+        return stats
+
+    def _local_stats(self, x, y, training):
+        """({name: (weighted sum, weight)}, gradients of the mean loss) for one batch."""
         y_pred, mask, ctxs = self._forward(x, training)
         weights = mask.astype(y_pred.dtype) if (mask is not None and y_pred.ndim == 3) else None
         loss, dpred = self.loss.value_and_grad(y, y_pred, weights)
+        grads: dict = {}
         if training:
-            grads = {}
             self._backward(ctxs, dpred, grads)
-            self.optimizer.apply(self._leaf_params(), grads)
         n = float(weights.sum()) if weights is not None else float(np.prod(y_pred.shape[:-1]))
         stats = {"loss": (loss * n, n)}
         for m in self._metrics_for(y_pred):
             v = m.values(y, y_pred)
             w = weights if weights is not None and weights.shape == v.shape else np.ones_like(v)
             stats[m.name] = (float((v * w).sum()), float(w.sum()))
-        return stats
+        return stats, grads
 
     def fit(
         self,
@@ -152,6 +168,12 @@ class TrainingLoop:
         Example:
             >>> history = model.fit(x, y, epochs=10, batch_size=32, validation_split=0.2)
         """
+        args = (x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
+                callbacks, initial_epoch)  # fmt: skip
+        return _on_every_rank(self._fit, *args)
+
+    def _fit(self, x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
+             callbacks, initial_epoch):  # fmt: skip
         self._require_compiled("fit")
         x, y = self._prepare_x(x), _check_y(x, y)
         _require_samples("x", x)
@@ -176,6 +198,10 @@ class TrainingLoop:
             )
         if self._rng is None:
             self._rng = new_generator()
+        dist = distribution_mod.distribution()
+        if dist is not None:
+            self._sync_replicas(dist)
+            verbose = verbose if dist.is_writer else 0
         history = self.history = History()
         cbs = list(callbacks or []) + [history]
         for cb in cbs:
@@ -212,15 +238,28 @@ class TrainingLoop:
                 cb.on_train_end()
         return history
 
+    def _sync_replicas(self, dist):
+        """Every rank starts from rank 0's weights and shuffling generator."""
+        weights = [np.ascontiguousarray(w) for w in self.get_weights()]
+        dist.broadcast(weights)
+        self.set_weights(weights)
+        self._rng.bit_generator.state = dist.broadcast_object(self._rng.bit_generator.state)
+        self._synced_with = dist
+
     def _train_epoch(self, x, y, batch_size, shuffle, cbs, epoch, epochs, verbose):
         order = self._rng.permutation(len(x)) if shuffle else np.arange(len(x))
         n_batches = _num_batches(len(x), batch_size)
+        dist = distribution_mod.distribution()
+        if dist is not None and not dist.auto_shard:  # every rank takes the same steps
+            n_batches = dist.max_(n_batches)
         if verbose:
             print(f"Epoch {epoch + 1}/{epochs}")
         self._bar = Progbar(n_batches, verbose)
         totals: dict = {}
         for b in range(n_batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
+            if dist is not None and dist.auto_shard:  # this rank's share of the global batch
+                idx = idx[dist.share(len(idx))]
             stats = self._batch_stats(x[idx], y[idx], training=True)
             _accumulate(totals, stats)
             self._bar.update(b + 1, _means(totals))
@@ -231,10 +270,16 @@ class TrainingLoop:
         return _means(totals)
 
     def _evaluate_logs(self, x, y, batch_size):
+        dist = distribution_mod.distribution()
+        if dist is not None and dist.auto_shard:  # each rank scores its part
+            share = dist.share(len(x))
+            x, y = x[share], y[share]
         totals: dict = {}
         for start in range(0, len(x), batch_size):
             sl = slice(start, start + batch_size)
-            _accumulate(totals, self._batch_stats(x[sl], y[sl], training=False))
+            _accumulate(totals, self._local_stats(x[sl], y[sl], training=False)[0])
+        if dist is not None:
+            totals = dist.reduce_totals(totals, self.metrics_names)
         return _means(totals)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
@@ -253,10 +298,13 @@ class TrainingLoop:
         Example:
             >>> test_loss = model.evaluate(x_test, y_test)
         """
+        return _on_every_rank(self._evaluate, x, y, batch_size, verbose, return_dict)
+
+    def _evaluate(self, x, y, batch_size, verbose, return_dict):
         self._require_compiled("evaluate")
         x = _require_samples("x", self._prepare_x(x))
         logs = self._evaluate_logs(x, _check_y(x, y), _batch_size(batch_size))
-        if verbose:
+        if verbose and distribution_mod.is_writer():
             Progbar(_num_batches(len(x), _batch_size(batch_size)), verbose).finish(logs)
         return _returned(logs, return_dict)
 
@@ -275,7 +323,7 @@ class TrainingLoop:
         Example:
             >>> loss = model.train_on_batch(x_batch, y_batch)
         """
-        return self._one_batch("train_on_batch", x, y, True, return_dict)
+        return _on_every_rank(self._one_batch, "train_on_batch", x, y, True, return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
         """The loss (and metrics) of the batch (x, y), without training on it.
@@ -288,12 +336,21 @@ class TrainingLoop:
         Raises:
             RuntimeError: the model is not compiled.
         """
-        return self._one_batch("test_on_batch", x, y, False, return_dict)
+        return _on_every_rank(self._one_batch, "test_on_batch", x, y, False, return_dict)
 
     def _one_batch(self, what, x, y, training, return_dict):
         self._require_compiled(what)
         x = _require_samples("x", self._prepare_x(x))
-        logs = _means(self._batch_stats(x, _check_y(x, y), training=training))
+        y = _check_y(x, y)
+        dist = distribution_mod.distribution()
+        if dist is not None and training and self._synced_with is not dist:
+            if self._rng is None:
+                self._rng = new_generator()
+            self._sync_replicas(dist)
+        if dist is not None and dist.auto_shard:  # this rank's share of the global batch
+            share = dist.share(len(x))
+            x, y = x[share], y[share]
+        logs = _means(self._batch_stats(x, y, training=training))
         return _returned(logs, return_dict)
 
     def predict_on_batch(self, x):
@@ -304,6 +361,19 @@ class TrainingLoop:
     def metrics_names(self) -> list:
         """The names `evaluate` returns values for: "loss", then the compiled metrics."""
         return ["loss", *self.metric_names]
+
+
+def _on_every_rank(run, *args):
+    """run(*args); under a DataParallel, an exception on this rank aborts every rank (a
+    rank left waiting in a collective would hang the job)."""
+    dist = distribution_mod.distribution()
+    if dist is None:
+        return run(*args)
+    try:
+        return run(*args)
+    except BaseException as error:
+        dist.abort(error)
+        raise  # not reached: Abort ends the process
 
 
 def _returned(logs: dict, return_dict: bool):
