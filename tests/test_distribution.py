@@ -134,7 +134,10 @@ def _saved_model(tmp_path):
     return model, path
 
 
-def test_predict_dask_on_a_local_cluster(tmp_path):
+def test_predict_dask_on_a_local_cluster(tmp_path, monkeypatch):
+    # LocalCluster sets OMP_NUM_THREADS=1 in this process for its workers and leaves it set;
+    # monkeypatch puts the environment back for the tests that follow.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     import_peer("dask")
     distributed = import_peer("distributed")
     import dask.array as da

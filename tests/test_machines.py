@@ -269,6 +269,7 @@ def test_cgroup_quota_and_limits_are_read(tmp_path, monkeypatch):
     monkeypatch.setattr(_environment, "_CGROUP_ROOT", str(tmp_path))
     fake = lambda p: real_read(str(proc) if p == "/proc/self/cgroup" else p)  # noqa: E731
     monkeypatch.setattr(_environment, "_read", fake)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the quota alone caps the threads
     assert _environment.cpu_quota() == 2
     assert _environment.memory_limits()["cgroup"] == 1 << 30
     assert _environment.default_threads(8) == 2
