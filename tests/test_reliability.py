@@ -314,6 +314,10 @@ def test_sigkill_while_checkpointing_leaves_the_previous_checkpoint_loadable(tmp
 _CTRL_C_IN_FIT = (
     _TRAIN
     + """
+import signal
+# Ctrl-C must raise KeyboardInterrupt even when the launcher ignored SIGINT (a shell's
+# background job inherits SIG_IGN, and Python then leaves it ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class Announce(C.Callback):  # at the start of epoch 2: the first is in the history by then
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == 1:
