@@ -42,6 +42,7 @@ from . import (
     utils,
 )
 from ._core import get_num_threads, set_num_threads
+from ._native import get_cmake_dir, get_include, get_library_dir
 from ._version import __version__
 from .layers import Input
 from .models import Sequential
@@ -65,6 +66,9 @@ __all__ = [
     "Sequential",
     "Stream",
     "__version__",
+    "get_cmake_dir",
+    "get_include",
+    "get_library_dir",
     "get_num_threads",
     "gru",
     "gru_backward",
