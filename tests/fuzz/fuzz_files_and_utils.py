@@ -20,7 +20,7 @@ from rnncore import activations, data, initializers, losses, metrics, optimizers
 from rnncore import layers as L
 from rnncore.datasets import imdb
 
-from fuzzlib import EXPECTED_ERRORS, bad_values, outcome
+from fuzzlib import EXPECTED_ERRORS, bad_values, damage, damaged, outcome
 
 
 @pytest.fixture(scope="module")
@@ -38,34 +38,12 @@ def model_bytes(tmp_path_factory):
     return files, x, model.predict(x)
 
 
-@st.composite
-def damage(draw, size):
-    """(kind, position, bytes) of one damage to a file of `size` bytes."""
-    kind = draw(st.sampled_from(["truncate", "flip", "overwrite", "insert", "append"]))
-    pos = draw(st.integers(0, max(size - 1, 0)))
-    return kind, pos, draw(st.binary(min_size=1, max_size=16))
-
-
-def _damaged(blob: bytes, how) -> bytes:
-    kind, pos, junk = how
-    pos = pos % max(len(blob), 1)
-    if kind == "truncate":
-        return blob[:pos]
-    if kind == "flip":
-        return blob[:pos] + bytes([blob[pos] ^ (junk[0] | 1)]) + blob[pos + 1 :]
-    if kind == "overwrite":
-        return blob[:pos] + junk + blob[pos + len(junk) :]
-    if kind == "insert":
-        return blob[:pos] + junk + blob[pos:]
-    return blob + junk
-
-
 @given(how=damage(4096), which=st.sampled_from(["model", "weights"]))
 def test_damaged_model_files_load_correctly_or_are_refused(model_bytes, tmp_path_factory, how,
                                                            which):  # fmt: skip
     files, x, want = model_bytes
     path = tmp_path_factory.mktemp("damaged") / ("f.rnncore" if which == "model" else "w.st")
-    path.write_bytes(_damaged(files[which], how))
+    path.write_bytes(damaged(files[which], how))
     if which == "model":
         model = outcome(rnncore.models.load_model, path)
     else:

@@ -135,3 +135,26 @@ def outcome(fn, *args, **kwargs):
         return None
     event("answered")
     return result
+
+
+@st.composite
+def damage(draw, size):
+    """(kind, position, bytes) of one damage to a file of `size` bytes."""
+    kind = draw(st.sampled_from(["truncate", "flip", "overwrite", "insert", "append"]))
+    pos = draw(st.integers(0, max(size - 1, 0)))
+    return kind, pos, draw(st.binary(min_size=1, max_size=16))
+
+
+def damaged(blob: bytes, how) -> bytes:
+    """`blob` with the damage `how` (from the damage strategy) done to it."""
+    kind, pos, junk = how
+    pos = pos % max(len(blob), 1)
+    if kind == "truncate":
+        return blob[:pos]
+    if kind == "flip":
+        return blob[:pos] + bytes([blob[pos] ^ (junk[0] | 1)]) + blob[pos + 1 :]
+    if kind == "overwrite":
+        return blob[:pos] + junk + blob[pos + len(junk) :]
+    if kind == "insert":
+        return blob[:pos] + junk + blob[pos:]
+    return blob + junk
