@@ -77,6 +77,7 @@ def test_layer_calls_equal_the_functional_api(cell, dtype, reverse):
     for k, v in grads.items():
         if v is not None:
             np.testing.assert_array_equal(v, py["d" + k], err_msg=k)
+    args.h_n = args.c_n = None  # the final states are optional
     assert api["forward"](cell.code_int, dims, args) == 0  # inference: the same outputs
     np.testing.assert_array_equal(y, want[0])
 
@@ -149,9 +150,42 @@ MODELS = {
                                            L.Dense(5, activation="softplus"),
                                            L.Dense(3, activation="sigmoid", use_bias=False),
                                            L.Dense(2, activation="relu")]),
+    "masking": lambda: _model([L.Masking(0.0), L.LSTM(5, return_sequences=True),
+                               L.Bidirectional(L.GRU(3, go_backwards=False)),
+                               L.Dense(2)]),
+    "masking-backwards": lambda: _model([L.Masking(0.0),
+                                         L.Bidirectional(L.SimpleRNN(4, return_sequences=True),
+                                                         merge_mode="ave"),
+                                         L.GRU(3, go_backwards=True, return_sequences=True)]),
+    "conv-layernorm": lambda: _model([L.Conv1D(4, 3, padding="same", strides=2,
+                                               activation="relu"),
+                                      L.LayerNormalization(),
+                                      L.Conv1D(3, 2, dilation_rate=2), L.GRU(4)]),
+    "causal-conv": lambda: _model([L.Conv1D(4, 3, padding="causal", dilation_rate=2),
+                                   L.LayerNormalization(epsilon=1e-4, center=False),
+                                   L.LSTM(5, return_sequences=True), L.Dense(2)]),
 }  # fmt: skip
+ID_MODELS = {  # token ids in: (batch, steps) in Python, (batch, steps, 1) floats in C
+    "embedding-mask-zero": lambda: rnncore.Sequential([rnncore.Input((10,)),
+                                                       L.Embedding(20, 4, mask_zero=True),
+                                                       L.LSTM(5, return_sequences=True),
+                                                       L.GRU(3)]),
+    "embedding": lambda: rnncore.Sequential([rnncore.Input((10,)), L.Embedding(20, 4),
+                                             L.GRU(3, return_sequences=True)]),
+}  # fmt: skip
+# Only recurrent layers (and copies, masks, lookups): the same kernels give the same bits.
 BIT_EXACT = {"lstm-gru-seq", "rnn-relu-last", "gru-before-backwards", "bidir-concat",
-             "bidir-mul-ave"}  # only recurrent layers: the same kernels, the same bits  # fmt: skip
+             "bidir-mul-ave", "masking-backwards", "embedding-mask-zero", "embedding"}  # fmt: skip
+
+
+def _masked_inputs(seed=2):
+    """(5, 10, 3) inputs with whole steps of zeros (masked by Masking) at the ends and inside."""
+    x = np.random.default_rng(seed).standard_normal((5, 10, 3)).astype(np.float32)
+    x[0, 7:] = 0  # right padding
+    x[1, :3] = 0  # left padding
+    x[2, 4:6] = 0  # a hole
+    x[3, :] = 0  # nothing real
+    return x
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -159,7 +193,7 @@ def test_model_predict_equals_python(name, tmp_path):
     model = MODELS[name]()
     path = tmp_path / "m.rnncore"
     model.save(path)
-    x = np.random.default_rng(2).standard_normal((5, 10, 3)).astype(np.float32)
+    x = _masked_inputs()
     want = model.predict(x).reshape(5, -1)
     c_model = capi.Model(path)
     assert capi.model_input_features(c_model.handle) == 3
@@ -169,6 +203,25 @@ def test_model_predict_equals_python(name, tmp_path):
         np.testing.assert_array_equal(got, want)
     else:  # Dense: NumPy's matmul and the C loop round differently
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ID_MODELS))
+def test_models_of_token_ids_equal_python(name, tmp_path):
+    model = ID_MODELS[name]()
+    path = tmp_path / "m.rnncore"
+    model.save(path)
+    ids = np.random.default_rng(3).integers(1, 20, (4, 10))
+    ids[0, 6:] = 0  # padding (masked with mask_zero)
+    ids[1, :] = 0
+    c_model = capi.Model(path)
+    assert capi.model_input_features(c_model.handle) == 1
+    got = c_model.predict(ids[..., None].astype(np.float32))
+    np.testing.assert_array_equal(got, model.predict(ids).reshape(4, -1))
+    bad = ids[..., None].astype(np.float32)
+    bad[2, 3] = 20.0  # out of the vocabulary
+    y = np.empty_like(got)
+    assert capi.model_predict(c_model.handle, capi.ptr(bad), 4, 10, capi.ptr(y)) == 1
+    assert "x: token ids must be whole numbers in [0, 20), got 20" in capi.error()
 
 
 def _python_stream(model, x):
@@ -190,7 +243,8 @@ def _python_stream(model, x):
     return np.stack(outs, axis=1)
 
 
-@pytest.mark.parametrize("name", ["lstm-gru-seq", "timedistributed", "dense-softmax"])
+@pytest.mark.parametrize("name", ["lstm-gru-seq", "timedistributed", "dense-softmax",
+                                  "causal-conv"])  # fmt: skip
 def test_stream_steps_equal_the_python_step_loop(name, tmp_path):
     model = MODELS[name]()
     path = tmp_path / "m.rnncore"
@@ -210,7 +264,8 @@ def test_stream_steps_equal_the_python_step_loop(name, tmp_path):
                                         capi.ptr(y_t)) == 0, capi.error()  # fmt: skip
                 got[:, t] = y_t
             capi.stream_reset(stream)
-            want = _python_stream(model, x)
+            # a causal model's outputs at every step are its step-by-step outputs
+            want = model.predict(x) if name == "causal-conv" else _python_stream(model, x)
             if name == "lstm-gru-seq":
                 np.testing.assert_array_equal(got, want)  # the same stream kernels
             else:
@@ -232,14 +287,14 @@ def test_models_that_cannot_stream_or_load_say_why(tmp_path):
     assert capi.model_predict(m.handle, capi.ptr(x), 1, 10, None) == 1
     assert "y: expected a pointer, got NULL" in capi.error()
     assert capi.model_predict(None, capi.ptr(x), 1, 10, capi.ptr(x)) == 1
-    emb = tmp_path / "e.rnncore"
-    rnncore.Sequential([rnncore.Input((6,)), L.Embedding(10, 4), L.LSTM(3)]).save(emb)
-    conv = tmp_path / "c.rnncore"
-    _model([L.Conv1D(4, 3), L.GRU(2)]).save(conv)
+    flat = tmp_path / "e.rnncore"
+    rnncore.Sequential([rnncore.Input((6,)), L.Dense(3)]).save(flat)
+    other = tmp_path / "c.rnncore"
+    _model([L.LayerNormSimpleRNN(4), L.Dense(2)]).save(other)
     f64 = tmp_path / "d.rnncore"
     rnncore.Sequential([rnncore.Input((4, 2)), L.LSTM(3)], dtype="float64").save(f64)
-    for path, message in [(conv, "the C runtime has no Conv1D layer"),
-                          (emb, "(steps, features) inputs"),
+    for path, message in [(other, "the C runtime has no LayerNormSimpleRNN layer"),
+                          (flat, "(steps, features) inputs"),
                           (f64, "the C runtime runs float32 models"),
                           (tmp_path / "missing.rnncore", "cannot open"),
                           ]:  # fmt: skip

@@ -1,5 +1,6 @@
 // The C API's layer-level calls and settings: argument checks, then the C++ kernels.
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "rnncore/layer.h"
@@ -79,8 +80,11 @@ rnncore_status forward(const char* where, rnncore_cell c, const rnncore_dims* di
     a.c0 = args->c0;
     a.lengths = args->lengths;
     a.y = args->y;
-    a.h_n = args->h_n;
-    a.c_n = args->c_n;
+    // The kernels always write the final states: scratch ones when the caller passes none.
+    std::vector<T> h_n(args->h_n ? 0 : size_t(d.B * d.H));
+    std::vector<T> c_n(lstm && !args->c_n ? size_t(d.B * d.H) : 0);
+    a.h_n = args->h_n ? args->h_n : h_n.data();
+    a.c_n = args->c_n ? args->c_n : (lstm ? c_n.data() : nullptr);
     a.workspace = training ? args->workspace : nullptr;
     layer_forward<T>(cell, d, a);
   });

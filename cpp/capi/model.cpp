@@ -5,6 +5,7 @@
 #include "model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <set>
@@ -141,7 +142,8 @@ class Dense : public Layer {
     out.features = units_;
     return out;
   }
-  void forward(const float* x, int64_t B, const SampleShape& in, float* y) const override {
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
+               float* y) const override {
     apply(x, B * (in.sequence ? in.steps : 1), y);
   }
   // y [rows, units] = act(x [rows, in] · kernel + bias)
@@ -186,6 +188,7 @@ class Recurrent : public Layer {
     cell_ = cell_of(c, class_name);
     return_sequences_ = c.flag("return_sequences", false);
     go_backwards_ = c.flag("go_backwards", false);
+    zero_output_ = c.flag("zero_output_for_mask", false);
     if (c.flag("return_state", false)) unsupported("layer '" + c.layer + "': return_state");
     const int64_t G = gate_count(cell_), GH = G * H_;
     const auto n = [&](int i) { return weights_name + "." + std::to_string(first_index + i); };
@@ -214,48 +217,91 @@ class Recurrent : public Layer {
     return return_sequences_ ? SampleShape{in.steps, H_, true} : SampleShape{0, H_, false};
   }
 
-  // The kernels over x [B, T, I]: y_time [B, T, H] in time order and h_n [B, H].
-  void run(const float* x, int64_t B, int64_t T, float* y_time, float* h_n) const {
+  // The kernels over x [B, T, I] (rows of `lengths` real steps, or all T): y [B, T, H] in
+  // time order.
+  void run(const float* x, int64_t B, int64_t T, const int64_t* lengths, float* y,
+           bool reverse) const {
     Dims d;
     d.T = T;
     d.B = B;
     d.I = I_;
     d.H = H_;
     d.batch_first = true;
-    d.reverse = go_backwards_;
+    d.reverse = reverse;
     ForwardArgs<float> a;
     a.x = x;
+    a.lengths = lengths;
     a.w_ih = w_ih_.data();
     a.w_hh = w_hh_.data();
     a.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();
     a.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
-    a.y = y_time;
-    a.h_n = h_n;
-    std::vector<float> c_n(cell_ == Cell::Lstm ? size_t(B * H_) : 0);
+    a.y = y;
+    std::vector<float> h_n(size_t(B * H_)), c_n(cell_ == Cell::Lstm ? h_n.size() : 0);
+    a.h_n = h_n.data();  // the kernels always write the final states
     a.c_n = c_n.empty() ? nullptr : c_n.data();
     layer_forward<float>(cell_, d, a);
   }
 
-  void forward(const float* x, int64_t B, const SampleShape& in, float* y) const override {
-    const int64_t T = in.steps;
-    std::vector<float> seq(size_t(B * T * H_)), h_n(size_t(B * H_));
-    run(x, B, T, seq.data(), h_n.data());
-    if (!return_sequences_) {
-      std::copy(h_n.begin(), h_n.end(), y);
+  // The outputs [B, T, H] in processing order (reversed time for go_backwards), as Keras
+  // gives them. Masked steps are skipped (the state carries over): each row's real steps are
+  // gathered to the front and run with lengths, then scattered back; a masked position shows
+  // the last real output before it, or zeros (zero_output_for_mask, or none yet).
+  void sequence(const float* x, int64_t B, int64_t T, const Mask& mask, float* seq) const {
+    const bool all_real =
+        mask.empty() || std::all_of(mask.begin(), mask.end(), [](uint8_t m) { return m != 0; });
+    if (all_real) {
+      std::vector<float> y(size_t(B * T * H_));  // [B, T, H] in time order
+      run(x, B, T, nullptr, y.data(), go_backwards_);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+          std::copy_n(y.data() + (b * T + (go_backwards_ ? T - 1 - t : t)) * H_, H_,
+                      seq + (b * T + t) * H_);
       return;
     }
-    for (int64_t b = 0; b < B; ++b)  // Keras's go_backwards output runs in processing order
+    std::vector<float> xc(size_t(B * T * I_), 0.0f), yc(size_t(B * T * H_));  // compact
+    std::vector<int64_t> lengths(size_t(B), 0);
+    auto real = [&](int64_t b, int64_t t) {  // step t in processing order
+      return mask[size_t(b * T + (go_backwards_ ? T - 1 - t : t))] != 0;
+    };
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        if (real(b, t))
+          std::copy_n(x + (b * T + (go_backwards_ ? T - 1 - t : t)) * I_, I_,
+                      xc.data() + (b * T + lengths[b]++) * I_);
+    run(xc.data(), B, T, lengths.data(), yc.data(), false);
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t shown = -1;  // the compact step each position shows
       for (int64_t t = 0; t < T; ++t) {
-        const int64_t src = go_backwards_ ? T - 1 - t : t;
-        std::copy_n(seq.data() + (b * T + src) * H_, H_, y + (b * T + t) * H_);
+        shown += real(b, t) ? 1 : 0;
+        float* out = seq + (b * T + t) * H_;
+        if (shown >= 0 && (real(b, t) || !zero_output_)) {
+          std::copy_n(yc.data() + (b * T + shown) * H_, H_, out);
+        } else {
+          std::fill(out, out + H_, 0.0f);
+        }
       }
+    }
+  }
+
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask& mask,
+               float* y) const override {
+    const int64_t T = in.steps;
+    if (return_sequences_) return sequence(x, B, T, mask, y);
+    std::vector<float> seq(size_t(B * T * H_));
+    sequence(x, B, T, mask, seq.data());
+    for (int64_t b = 0; b < B; ++b)  // the last position
+      std::copy_n(seq.data() + (b * T + T - 1) * H_, H_, y + b * H_);
+  }
+
+  Mask mask_out(const float*, int64_t, const SampleShape&, const Mask& mask) const override {
+    return return_sequences_ ? mask : Mask();
   }
 
   std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
 
   Cell cell_ = Cell::Lstm;
   int64_t I_, H_;
-  bool return_sequences_ = false, go_backwards_ = false;
+  bool return_sequences_ = false, go_backwards_ = false, zero_output_ = false;
   int weight_count_ = 3;
   std::vector<float> w_ih_, w_hh_, b_ih_, b_hh_;  // [G*H, I], [G*H, H], [G*H] (torch layout)
 
@@ -366,13 +412,25 @@ class Bidirectional : public Layer {
     if (merge_ == "concat") out.features *= 2;
     return out;
   }
-  void forward(const float* x, int64_t B, const SampleShape& in, float* y) const override {
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask& mask,
+               float* y) const override {
     const int64_t T = in.steps, H = fwd_->units();
-    std::vector<float> yf(size_t(B * T * H)), yb(yf.size()), hf(size_t(B * H)), hb(hf.size());
-    fwd_->run(x, B, T, yf.data(), hf.data());
-    bwd_->run(x, B, T, yb.data(), hb.data());  // time order, as Keras merges it
+    std::vector<float> yf(size_t(B * T * H)), yb(yf.size());  // [B, T, H] processing order
+    fwd_->sequence(x, B, T, mask, yf.data());
+    bwd_->sequence(x, B, T, mask, yb.data());
     const bool seq = fwd_->return_sequences();
-    merge(seq ? yf.data() : hf.data(), seq ? yb.data() : hb.data(), (seq ? B * T : B), H, y);
+    std::vector<float> a(size_t(B * (seq ? T : 1) * H)), b(a.size());  // what merges
+    for (int64_t r = 0; r < B; ++r)
+      for (int64_t t = seq ? 0 : T - 1; t < T; ++t) {
+        const int64_t at = seq ? r * T + t : r;  // the backward outputs back in time order
+        std::copy_n(yf.data() + (r * T + t) * H, H, a.data() + at * H);
+        std::copy_n(yb.data() + (r * T + (seq ? T - 1 - t : t)) * H, H, b.data() + at * H);
+      }
+    merge(a.data(), b.data(), seq ? B * T : B, H, y);
+  }
+
+  Mask mask_out(const float*, int64_t, const SampleShape&, const Mask& mask) const override {
+    return fwd_->return_sequences() ? mask : Mask();
   }
 
  private:
@@ -416,7 +474,8 @@ class Reshape : public Layer {
   SampleShape output(const SampleShape& in) const override {
     return flatten_ ? SampleShape{0, in.size(), false} : in;
   }
-  void forward(const float* x, int64_t B, const SampleShape& in, float* y) const override {
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
+               float* y) const override {
     std::copy_n(x, B * in.size(), y);
   }
   std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
@@ -437,6 +496,270 @@ class Identity : public StepLayer {
 std::unique_ptr<StepLayer> Reshape::stepper(int64_t B, int64_t in_features) const {
   if (flatten_) unsupported(name + ": Flatten needs the whole sequence");
   return std::make_unique<Identity>(B, in_features);
+}
+
+// Masking: steps whose features all equal mask_value are masked (and zeroed).
+class Masking : public Layer {
+ public:
+  explicit Masking(const Config& c) {
+    const json::Value* v = c.get("mask_value");
+    if (v && !v->is_number()) c.bad("mask_value", "expected a number");
+    value_ = v ? float(v->number) : 0.0f;
+  }
+  SampleShape output(const SampleShape& in) const override { return in; }
+  Mask mask_out(const float* x, int64_t B, const SampleShape& in, const Mask&) const override {
+    Mask out(size_t(B * in.steps));
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = std::any_of(x + i * in.features, x + (i + 1) * in.features,
+                           [&](float v) { return v != value_; });
+    return out;
+  }
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
+               float* y) const override {
+    const Mask keep = mask_out(x, B, in, Mask());
+    for (size_t i = 0; i < keep.size(); ++i)
+      for (int64_t f = 0; f < in.features; ++f)
+        y[i * in.features + f] = x[i * in.features + f] * (keep[i] ? 1.0f : 0.0f);
+  }
+
+ private:
+  float value_ = 0.0f;
+};
+
+// Embedding: each step's one feature is a token id, replaced by its row of the table.
+class Embedding : public Layer {
+ public:
+  Embedding(const Config& c, const std::string& weights_name, Weights& w)
+      : input_dim_(c.units("input_dim")), output_dim_(c.units("output_dim")) {
+    mask_zero_ = c.flag("mask_zero", false);
+    table_ = w.take(weights_name + ".0", {input_dim_, output_dim_});
+  }
+  SampleShape output(const SampleShape& in) const override {
+    if (!in.sequence || in.features != 1)
+      fail(RNNCORE_ERROR_FILE, name + ": expects token ids, one per step");
+    return SampleShape{in.steps, output_dim_, true};
+  }
+  Mask mask_out(const float* x, int64_t B, const SampleShape& in, const Mask&) const override {
+    if (!mask_zero_) return Mask();
+    Mask out(size_t(B * in.steps));
+    for (size_t i = 0; i < out.size(); ++i) out[i] = x[i] != 0.0f;
+    return out;
+  }
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
+               float* y) const override {
+    lookup(x, B * in.steps, y);
+  }
+  // y [n, output_dim] = the table's rows for the ids x [n] (whole numbers in [0, input_dim)).
+  void lookup(const float* x, int64_t n, float* y) const {
+    for (int64_t i = 0; i < n; ++i) {
+      const float id = x[i];
+      if (!(id >= 0.0f && id < float(input_dim_) && id == std::floor(id)))
+        bad_argument("x: token ids must be whole numbers in [0, " + std::to_string(input_dim_) +
+                     "), got " + std::to_string(id) + " at index " + std::to_string(i));
+      std::copy_n(table_.data() + int64_t(id) * output_dim_, output_dim_, y + i * output_dim_);
+    }
+  }
+  std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
+
+ private:
+  int64_t input_dim_, output_dim_;
+  bool mask_zero_ = false;
+  std::vector<float> table_;  // [input_dim, output_dim]
+};
+
+class EmbeddingStep : public StepLayer {
+ public:
+  EmbeddingStep(const Embedding& e, int64_t B, int64_t out) : embedding_(e), B_(B) {
+    out_features = out;
+  }
+  void step(const float* x, float* y) override { embedding_.lookup(x, B_, y); }
+
+ private:
+  const Embedding& embedding_;  // alive as long as the stream: it holds its model
+  int64_t B_;
+};
+
+std::unique_ptr<StepLayer> Embedding::stepper(int64_t B, int64_t) const {
+  if (mask_zero_) unsupported(name + ": mask_zero masks steps, which a stream cannot skip");
+  return std::make_unique<EmbeddingStep>(*this, B, output_dim_);
+}
+
+// LayerNormalization over the last axis: gamma * (x - mean) / sqrt(var + epsilon) + beta.
+class LayerNorm : public Layer {
+ public:
+  LayerNorm(const Config& c, const std::string& weights_name, int64_t in, Weights& w) : in_(in) {
+    const json::Value* eps = c.get("epsilon");
+    if (eps && (!eps->is_number() || !(eps->number > 0))) c.bad("epsilon", "expected > 0");
+    epsilon_ = eps ? float(eps->number) : 1e-3f;
+    int next = 0;
+    if (c.flag("scale", true)) gamma_ = w.take(weights_name + "." + std::to_string(next++), {in});
+    if (c.flag("center", true)) beta_ = w.take(weights_name + "." + std::to_string(next++), {in});
+  }
+  SampleShape output(const SampleShape& in) const override { return in; }
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
+               float* y) const override {
+    apply(x, B * (in.sequence ? in.steps : 1), y);
+  }
+  void apply(const float* x, int64_t rows, float* y) const {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* v = x + r * in_;
+      float* out = y + r * in_;
+      float mean = 0, var = 0;
+      for (int64_t j = 0; j < in_; ++j) mean += v[j];
+      mean /= float(in_);
+      for (int64_t j = 0; j < in_; ++j) var += (v[j] - mean) * (v[j] - mean);
+      var /= float(in_);
+      const float inv = 1.0f / std::sqrt(var + epsilon_);
+      for (int64_t j = 0; j < in_; ++j) {
+        out[j] = (v[j] - mean) * inv;
+        if (!gamma_.empty()) out[j] *= gamma_[j];
+        if (!beta_.empty()) out[j] += beta_[j];
+      }
+    }
+  }
+  std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
+
+ private:
+  int64_t in_;
+  float epsilon_ = 1e-3f;
+  std::vector<float> gamma_, beta_;  // [in] each, or empty
+};
+
+class LayerNormStep : public StepLayer {
+ public:
+  LayerNormStep(const LayerNorm& n, int64_t B, int64_t features) : norm_(n), B_(B) {
+    out_features = features;
+  }
+  void step(const float* x, float* y) override { norm_.apply(x, B_, y); }
+
+ private:
+  const LayerNorm& norm_;  // alive as long as the stream: it holds its model
+  int64_t B_;
+};
+
+std::unique_ptr<StepLayer> LayerNorm::stepper(int64_t B, int64_t in_features) const {
+  return std::make_unique<LayerNormStep>(*this, B, in_features);
+}
+
+// Conv1D over the time axis, with Keras's padding modes ("valid", "causal", "same"), strides
+// and dilation; kernel [k, channels, filters].
+class Conv1D : public Layer {
+ public:
+  Conv1D(const Config& c, const std::string& weights_name, int64_t channels, Weights& w)
+      : C_(channels), F_(c.units("filters")), act_(to_act(c, "activation")) {
+    K_ = single(c, "kernel_size");
+    stride_ = single(c, "strides");
+    dilation_ = single(c, "dilation_rate");
+    padding_ = c.text("padding", "valid");
+    if (padding_ != "valid" && padding_ != "causal" && padding_ != "same")
+      c.bad("padding", "expected valid, causal or same");
+    kernel_ = w.take(weights_name + ".0", {K_, C_, F_});
+    if (c.flag("use_bias", true)) bias_ = w.take(weights_name + ".1", {F_});
+  }
+  SampleShape output(const SampleShape& in) const override {
+    if (!in.sequence || in.features != C_)
+      fail(RNNCORE_ERROR_FILE, name + ": expects (steps, " + std::to_string(C_) + ") input");
+    const int64_t out = geometry(in.steps)[2];
+    if (out < 1)
+      bad_argument(name + ": an input of " + std::to_string(in.steps) +
+                   " steps is shorter than the kernel's span");
+    return SampleShape{out, F_, true};
+  }
+  void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
+               float* y) const override {
+    const int64_t T = in.steps;
+    const auto [left, right, out] = geometry(T);
+    (void)right;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < out; ++t) {
+        float* a = y + (b * out + t) * F_;
+        for (int64_t f = 0; f < F_; ++f) a[f] = 0.0f;
+        for (int64_t k = 0; k < K_; ++k) {
+          const int64_t src = t * stride_ + k * dilation_ - left;  // the padded input's step
+          if (src < 0 || src >= T) continue;                       // zero padding
+          tap(x + (b * T + src) * C_, k, a);
+        }
+        finish(a, 1);
+      }
+  }
+  // a[F] += x[C] · kernel[k]
+  void tap(const float* xs, int64_t k, float* a) const {
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      const float* wk = kernel_.data() + (k * C_ + ch) * F_;
+      for (int64_t f = 0; f < F_; ++f) a[f] += xs[ch] * wk[f];
+    }
+  }
+  void finish(float* a, int64_t rows) const {
+    for (int64_t r = 0; r < rows && !bias_.empty(); ++r)
+      for (int64_t f = 0; f < F_; ++f) a[r * F_ + f] += bias_[f];
+    activate(act_, a, rows, F_);
+  }
+  std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
+
+  int64_t C_, F_, K_ = 1, stride_ = 1, dilation_ = 1;
+
+ private:
+  static int64_t single(const Config& c, const std::string& key) {  // an int or [int]
+    const json::Value* v = c.get(key);
+    int64_t n = 0;
+    if (v && v->is_array() && v->items.size() == 1) v = &v->items[0];
+    if (!v || !v->as_int(1, kMaxUnits, &n)) c.bad(key, "expected a positive int");
+    return n;
+  }
+  // {left pad, right pad, output steps} for T input steps, as Keras computes them.
+  std::array<int64_t, 3> geometry(int64_t T) const {
+    const int64_t span = (K_ - 1) * dilation_ + 1;
+    if (padding_ == "valid") return {0, 0, T >= span ? (T - span) / stride_ + 1 : 0};
+    if (padding_ == "causal") return {span - 1, 0, (T - 1) / stride_ + 1};
+    const int64_t out = (T + stride_ - 1) / stride_;
+    const int64_t total = std::max<int64_t>(0, (out - 1) * stride_ + span - T);
+    return {total / 2, total - total / 2, out};
+  }
+
+  std::string padding_;
+  Act act_;
+  std::vector<float> kernel_, bias_;  // [k, C, F], [F]
+};
+
+// A causal Conv1D step by step: the last span inputs kept in a ring, nothing allocated.
+class Conv1DStep : public StepLayer {
+ public:
+  Conv1DStep(const Conv1D& conv, int64_t B)
+      : conv_(conv), B_(B), span_((conv.K_ - 1) * conv.dilation_ + 1) {
+    out_features = conv.F_;
+    history_.assign(size_t(B * span_ * conv.C_), 0.0f);
+  }
+  void step(const float* x, float* y) override {
+    const int64_t C = conv_.C_;
+    newest_ = (newest_ + 1) % span_;
+    for (int64_t b = 0; b < B_; ++b)
+      std::copy_n(x + b * C, C, history_.data() + (b * span_ + newest_) * C);
+    for (int64_t b = 0; b < B_; ++b) {
+      float* a = y + b * conv_.F_;
+      std::fill(a, a + conv_.F_, 0.0f);
+      for (int64_t k = 0; k < conv_.K_; ++k) {  // tap k reads the input span-1-k*d steps ago
+        const int64_t back = span_ - 1 - k * conv_.dilation_;
+        const int64_t slot = ((newest_ - back) % span_ + span_) % span_;
+        conv_.tap(history_.data() + (b * span_ + slot) * C, k, a);
+      }
+    }
+    conv_.finish(y, B_);
+  }
+  void reset() override {
+    std::fill(history_.begin(), history_.end(), 0.0f);
+    newest_ = 0;
+  }
+
+ private:
+  const Conv1D& conv_;  // alive as long as the stream: it holds its model
+  int64_t B_, span_, newest_ = 0;
+  std::vector<float> history_;  // [B, span, C]: the last span inputs, a ring
+};
+
+std::unique_ptr<StepLayer> Conv1D::stepper(int64_t B, int64_t) const {
+  if (padding_ != "causal" || stride_ != 1)
+    unsupported(name + ": only a causal Conv1D with strides 1 runs step by step");
+  return std::make_unique<Conv1DStep>(*this, B);
 }
 
 std::unique_ptr<Layer> make_layer(const json::Value& spec, SampleShape in, Weights& w) {
@@ -469,18 +792,34 @@ std::unique_ptr<Layer> make_layer(const json::Value& spec, SampleShape in, Weigh
     layer = std::make_unique<Dense>(Config{*inner_cfg, name}, name, in.features, w);
   } else if (k == "Dropout" || k == "Flatten") {
     layer = std::make_unique<Reshape>(k == "Flatten");
+  } else if (k == "Masking") {
+    if (!in.sequence) fail(RNNCORE_ERROR_FILE, name + ": expects (steps, features) input");
+    layer = std::make_unique<Masking>(c);
+  } else if (k == "Embedding") {
+    layer = std::make_unique<Embedding>(c, name, w);
+  } else if (k == "LayerNormalization") {
+    layer = std::make_unique<LayerNorm>(c, name, in.features, w);
+  } else if (k == "Conv1D") {
+    layer = std::make_unique<Conv1D>(c, name, in.features, w);
   } else {
     unsupported("layer '" + name + "': the C runtime has no " + k +
-                " layer (it runs Input, "
-                "SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense), Dropout, "
-                "Flatten)");
+                " layer (it runs SimpleRNN, LSTM, GRU, Bidirectional, Dense, "
+                "TimeDistributed(Dense), Dropout, Embedding, Masking, Conv1D, "
+                "LayerNormalization, Flatten)");
   }
   layer->name = name;
   layer->kind = k;
+  // Keras's supports_masking: these pass an incoming mask on unchanged.
+  layer->passes_mask =
+      k == "Dense" || k == "TimeDistributed" || k == "Dropout" || k == "LayerNormalization";
   return layer;
 }
 
 }  // namespace
+
+Mask Layer::mask_out(const float*, int64_t, const SampleShape&, const Mask& mask) const {
+  return passes_mask ? mask : Mask();
+}
 
 std::unique_ptr<StepLayer> Layer::stepper(int64_t, int64_t) const {
   unsupported(name + ": " + kind + " cannot run step by step");
@@ -508,19 +847,25 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   const json::Value* shape = cfg->find("input_shape");
   if (!shape || !shape->is_array())
     bad("architecture: no input shape (build the model before saving it)");
-  if (shape->items.size() != 2)
-    fail(RNNCORE_ERROR_UNSUPPORTED, path + ": the C runtime takes (steps, features) inputs");
+  const json::Value* layers = cfg->find("layers");
+  if (!layers || !layers->is_array() || layers->items.empty())
+    bad("architecture: expected a list of layers");
+  const json::Value* first = layers->items[0].find("class_name");
+  const bool ids = first && first->is_string() && first->text == "Embedding";
+  if (shape->items.size() != (ids ? 1u : 2u))  // token ids (steps,), else (steps, features)
+    fail(RNNCORE_ERROR_UNSUPPORTED, path +
+                                        ": the C runtime takes (steps, features) inputs, "
+                                        "or (steps,) token ids into an Embedding");
   auto model = std::make_unique<Model>();
   const json::Value& steps = shape->items[0];
   if (steps.kind != json::Value::Kind::Null && !steps.as_int(1, kMaxUnits, &model->input_steps))
     bad("architecture: invalid input steps");
-  if (!shape->items[1].as_int(1, kMaxUnits, &model->input_features))
+  model->input_features = 1;  // a token id per step
+  if (!ids && !shape->items[1].as_int(1, kMaxUnits, &model->input_features))
     bad("architecture: invalid input features");
-  const json::Value* layers = cfg->find("layers");
-  if (!layers || !layers->is_array() || layers->items.empty())
-    bad("architecture: expected a list of layers");
   Weights weights(file);
-  SampleShape s{model->input_steps ? model->input_steps : 1, model->input_features, true};
+  // Steps only matter to the weights' shapes after a Flatten, which needs them fixed.
+  SampleShape s{model->input_steps ? model->input_steps : kMaxUnits, model->input_features, true};
   try {
     for (const json::Value& spec : layers->items) {
       model->layers.push_back(make_layer(spec, s, weights));
@@ -552,6 +897,7 @@ void Model::predict(const float* x, int64_t B, int64_t steps, float* y) const {
   SampleShape s{steps, input_features, true};
   output(steps);  // checks the sizes
   std::vector<float> in, out;
+  Mask mask;  // [B, steps] while a layer has masked steps, else empty
   const float* cur = x;
   for (size_t i = 0; i < layers.size(); ++i) {
     const SampleShape next = layers[i]->output(s);
@@ -561,7 +907,9 @@ void Model::predict(const float* x, int64_t B, int64_t steps, float* y) const {
       out.resize(size_t(n));
       dst = out.data();
     }
-    layers[i]->forward(cur, B, s, dst);
+    Mask next_mask = layers[i]->mask_out(cur, B, s, mask);
+    layers[i]->forward(cur, B, s, mask, dst);
+    mask = next.sequence && next.steps == s.steps ? std::move(next_mask) : Mask();
     std::swap(in, out);
     cur = in.data();
     s = next;

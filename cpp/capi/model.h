@@ -18,6 +18,10 @@ struct SampleShape {
   int64_t size() const { return sequence ? steps * features : features; }
 };
 
+// Which steps of each sample are real, [B, T] (Keras's masks: Masking, Embedding(mask_zero));
+// empty: every step.
+using Mask = std::vector<uint8_t>;
+
 // One layer's state for streaming: one step of `batch` rows at a time.
 class StepLayer {
  public:
@@ -32,13 +36,18 @@ class Layer {
   virtual ~Layer() = default;
   // The output for an input of shape `in`; throws Error for one the layer cannot take.
   virtual SampleShape output(const SampleShape& in) const = 0;
-  // y [B, output(in).size()] from x [B, in.size()].
-  virtual void forward(const float* x, int64_t B, const SampleShape& in, float* y) const = 0;
+  // y [B, output(in).size()] from x [B, in.size()] whose steps `mask` marks.
+  virtual void forward(const float* x, int64_t B, const SampleShape& in, const Mask& mask,
+                       float* y) const = 0;
+  // The mask the next layer sees (as Keras's compute_mask): by default the input's when the
+  // layer passes masks on, else none.
+  virtual Mask mask_out(const float* x, int64_t B, const SampleShape& in, const Mask& mask) const;
   // The layer run step by step for `B` rows of `in_features`; throws Error(UNSUPPORTED) for
   // a layer that is not causal.
   virtual std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const;
   std::string name;  // as in the file (error messages)
   std::string kind;  // class name
+  bool passes_mask = false;
 };
 
 class Model {

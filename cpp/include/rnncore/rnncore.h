@@ -161,9 +161,11 @@ RNNCORE_API int rnncore_backward_f64(rnncore_cell cell, const rnncore_dims* dims
 typedef struct rnncore_model rnncore_model;
 typedef struct rnncore_stream rnncore_stream;
 
-/* The model in `path` (float32 Sequential models of the layers the runtime has: Input,
- * SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense), Dropout, Flatten).
- * NULL and a message on any failure: a missing or damaged file, another layer. */
+/* The model in `path`: a float32 Sequential of the layers the runtime has (SimpleRNN, LSTM,
+ * GRU, Bidirectional, Dense, TimeDistributed(Dense), Dropout, Embedding, Masking, Conv1D,
+ * LayerNormalization, Flatten; masks as Keras propagates them). Models starting with an
+ * Embedding take token ids as floats, one feature per step. NULL and a message on any
+ * failure: a missing, damaged or hostile file, another layer. */
 RNNCORE_API rnncore_model* rnncore_model_load(const char* path);
 RNNCORE_API void rnncore_model_free(rnncore_model* model); /* NULL is ignored */
 /* Features per step of the model's input (its last input axis); -1 for NULL. */
@@ -178,10 +180,11 @@ RNNCORE_API int rnncore_model_predict(const rnncore_model* model, const float* x
                                       int64_t steps, float* y);
 
 /* A stream runs a causal model (unidirectional recurrent layers, Dense, TimeDistributed,
- * Dropout) one step at a time for `batch` rows, keeping the states: y_t is what predict gives
- * at step t. It allocates everything when made and nothing per step, and keeps what it needs
- * of the model (the model may be freed first). NULL and a message for a model that cannot
- * stream (Bidirectional, go_backwards, Flatten). */
+ * Dropout, Embedding, LayerNormalization, causal Conv1D of stride 1) one step at a time for
+ * `batch` rows, keeping the states: y_t is what predict gives at step t. It allocates
+ * everything when made and nothing per step, and keeps what it needs of the model (the model
+ * may be freed first). NULL and a message for a model that cannot stream (Bidirectional,
+ * go_backwards, Flatten, masks). */
 RNNCORE_API rnncore_stream* rnncore_model_stream(const rnncore_model* model, int64_t batch);
 /* Floats per row of y_t; -1 for NULL. */
 RNNCORE_API int64_t rnncore_stream_output_size(const rnncore_stream* stream);
