@@ -393,6 +393,10 @@ def test_wheel_layout_and_helpers():
                          capture_output=True, text=True)  # fmt: skip
     if out.returncode == 0:
         assert "Library soname: [librnncore.so.0]" in out.stdout
+    from importlib.metadata import entry_points
+
+    roots = {e.name: e.value for e in entry_points(group="cmake.root")}
+    assert roots.get("rnncore") == "rnncore"  # scikit-build-core projects find the package
     if sys.platform == "linux":  # the Python module uses this library: one copy of the kernels
         maps = open("/proc/self/maps").read()
         assert "librnncore.so.0" in maps
