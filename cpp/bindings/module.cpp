@@ -14,6 +14,7 @@
 
 #include "rnncore/kept_workspaces.h"
 #include "rnncore/layer.h"
+#include "rnncore/stream_state.h"
 
 namespace py = pybind11;
 using rnncore::Cell;
@@ -232,75 +233,42 @@ template <typename T>
 class StreamCore {
  public:
   StreamCore(const py::object& cell, const py::array& w_ih, const py::array& w_hh,
-             const py::object& b_ih, const py::object& b_hh, int64_t batch)
-      : cell_(to_cell(cell)), B_(batch) {
+             const py::object& b_ih, const py::object& b_hh, int64_t batch) {
+    const Cell c = to_cell(cell);
     if (w_ih.ndim() != 2 || w_hh.ndim() != 2)
       throw py::value_error("w_ih, w_hh: expected 2 dimensions");
-    G_ = rnncore::gate_count(cell_);
-    H_ = w_hh.shape(1);
-    I_ = w_ih.shape(1);
-    const int64_t GH = G_ * H_;
-    if (B_ < 1) throw py::value_error("batch_size: expected a positive int");
-    w_ih_p_ = packed(checked<T>(w_ih, "w_ih", {GH, I_}, false), GH, I_);
-    w_hh_p_ = packed(checked<T>(w_hh, "w_hh", {GH, H_}, false), GH, H_);
-    b_ih_ = copied(checked<T>(b_ih, "b_ih", {GH}), GH);
-    b_hh_ = copied(checked<T>(b_hh, "b_hh", {GH}), GH);
-    h_.assign(B_ * H_, T(0));
-    c_.assign(cell_ == Cell::Lstm ? B_ * H_ : 0, T(0));
-    gx_.assign(B_ * GH, T(0));
-    gh_.assign(B_ * GH, T(0));
-    rh_.assign(B_ * H_, T(0));
+    const int64_t H = w_hh.shape(1), I = w_ih.shape(1), GH = rnncore::gate_count(c) * H;
+    if (batch < 1) throw py::value_error("batch_size: expected a positive int");
+    state_ = std::make_unique<rnncore::StreamState<T>>(
+        c, batch, I, H, checked<T>(w_ih, "w_ih", {GH, I}, false),
+        checked<T>(w_hh, "w_hh", {GH, H}, false), checked<T>(b_ih, "b_ih", {GH}),
+        checked<T>(b_hh, "b_hh", {GH}));
   }
 
   void step(const py::object& x) {
-    const T* xp = checked<T>(x, "x_t", {B_, I_}, false);
+    const T* xp = checked<T>(x, "x_t", {state_->batch(), state_->input_size()}, false);
     bool expected = false;
     if (!busy_.compare_exchange_strong(expected, true))
       throw std::runtime_error(
           "Stream.step: this Stream is already stepping in another thread; give each thread "
           "its own Stream");
-    rnncore::StepArgs<T> a;
-    a.x = xp;
-    a.w_ih_p = w_ih_p_.data();
-    a.w_hh_p = w_hh_p_.data();
-    a.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();
-    a.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
-    a.h = h_.data();
-    a.c = c_.empty() ? nullptr : c_.data();
-    a.gx = gx_.data();
-    a.gh = gh_.data();
-    a.rh = rh_.data();
     {
       py::gil_scoped_release release;
-      rnncore::stream_step<T>(cell_, B_, I_, H_, a);
+      state_->step(xp);
     }
     busy_.store(false);
   }
 
   // A view of the state buffer (`which` 0: h, 1: c) that keeps this object alive.
   py::object state(py::object self, int which) {
-    std::vector<T>& buf = which ? c_ : h_;
+    std::vector<T>& buf = which ? state_->c() : state_->h();
     if (buf.empty()) return py::none();
-    return py::array_t<T>({B_, H_}, {H_ * (int64_t)sizeof(T), (int64_t)sizeof(T)}, buf.data(),
-                          self);
+    const int64_t B = state_->batch(), H = state_->hidden_size();
+    return py::array_t<T>({B, H}, {H * (int64_t)sizeof(T), (int64_t)sizeof(T)}, buf.data(), self);
   }
 
  private:
-  static std::vector<T> packed(const T* w, int64_t rows, int64_t cols) {
-    std::vector<T> out(rnncore::packed_weight_elems<T>(rows, cols), T(0));
-    rnncore::pack_weights<T>(w, rows, cols, out.data());
-    return out;
-  }
-  static std::vector<T> copied(const T* v, int64_t n) {
-    return v ? std::vector<T>(v, v + n) : std::vector<T>();
-  }
-
-  Cell cell_;
-  int64_t B_, G_ = 1, H_ = 0, I_ = 0;
-  std::vector<T> w_ih_p_, w_hh_p_;  // packed (rnncore::pack_weights)
-  std::vector<T> b_ih_, b_hh_;      // [G*H] or empty
-  std::vector<T> h_, c_;            // [B, H] state (c_ empty unless LSTM)
-  std::vector<T> gx_, gh_, rh_;     // [B, G*H], [B, G*H], [B, H] scratch
+  std::unique_ptr<rnncore::StreamState<T>> state_;
   std::atomic<bool> busy_{false};
 };
 

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "model_file.h"
 #include "rnncore/layer.h"
+#include "rnncore/stream_state.h"
 
 namespace rnncore::capi {
 
@@ -128,6 +129,21 @@ void activate(Act act, float* a, int64_t rows, int64_t n) {
   }
 }
 
+// A layer that maps each row on its own (Dense, Embedding, LayerNormalization) stepped for
+// B rows: its apply(x, rows, y) on one step's rows.
+template <typename RowLayer>
+class RowsStep : public StepLayer {
+ public:
+  RowsStep(const RowLayer& layer, int64_t B, int64_t out) : layer_(layer), B_(B) {
+    out_features = out;
+  }
+  void step(const float* x, float* y) override { layer_.apply(x, B_, y); }
+
+ private:
+  const RowLayer& layer_;  // alive as long as the stream: it holds its model
+  int64_t B_;
+};
+
 // ---- Dense (and TimeDistributed(Dense)) ----
 
 class Dense : public Layer {
@@ -166,16 +182,6 @@ class Dense : public Layer {
   int64_t in_, units_;
   Act act_;
   std::vector<float> kernel_, bias_;
-};
-
-class DenseStep : public StepLayer {
- public:
-  DenseStep(const Dense& d, int64_t B, int64_t out) : dense_(d), B_(B) { out_features = out; }
-  void step(const float* x, float* y) override { dense_.apply(x, B_, y); }
-
- private:
-  const Dense& dense_;  // alive as long as the stream: it holds its model
-  int64_t B_;
 };
 
 // ---- recurrent layers ----
@@ -344,46 +350,20 @@ class Recurrent : public Layer {
 // Streaming one recurrent layer: its own packed weights and state; nothing allocated per step.
 class RecurrentStep : public StepLayer {
  public:
-  RecurrentStep(const Recurrent& r, int64_t B) : cell_(r.cell_), B_(B), I_(r.I_), H_(r.H_) {
-    out_features = H_;
-    const int64_t GH = gate_count(cell_) * H_;
-    w_ih_p_.resize(size_t(packed_weight_elems<float>(GH, I_)));
-    pack_weights<float>(r.w_ih_.data(), GH, I_, w_ih_p_.data());
-    w_hh_p_.resize(size_t(packed_weight_elems<float>(GH, H_)));
-    pack_weights<float>(r.w_hh_.data(), GH, H_, w_hh_p_.data());
-    b_ih_ = r.b_ih_;
-    b_hh_ = r.b_hh_;
-    h_.assign(size_t(B * H_), 0.0f);
-    c_.assign(cell_ == Cell::Lstm ? size_t(B * H_) : 0, 0.0f);
-    gx_.assign(size_t(B * GH), 0.0f);
-    gh_.assign(size_t(B * GH), 0.0f);
-    rh_.assign(size_t(B * H_), 0.0f);
+  RecurrentStep(const Recurrent& r, int64_t B)
+      : state_(r.cell_, B, r.I_, r.H_, r.w_ih_.data(), r.w_hh_.data(),
+               r.b_ih_.empty() ? nullptr : r.b_ih_.data(),
+               r.b_hh_.empty() ? nullptr : r.b_hh_.data()) {
+    out_features = r.H_;
   }
   void step(const float* x, float* y) override {
-    StepArgs<float> a;
-    a.x = x;
-    a.w_ih_p = w_ih_p_.data();
-    a.w_hh_p = w_hh_p_.data();
-    a.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();
-    a.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
-    a.h = h_.data();
-    a.c = c_.empty() ? nullptr : c_.data();
-    a.gx = gx_.data();
-    a.gh = gh_.data();
-    a.rh = rh_.data();
-    stream_step<float>(cell_, B_, I_, H_, a);
-    std::copy(h_.begin(), h_.end(), y);
+    state_.step(x);
+    std::copy(state_.h().begin(), state_.h().end(), y);
   }
-  void reset() override {
-    std::fill(h_.begin(), h_.end(), 0.0f);
-    std::fill(c_.begin(), c_.end(), 0.0f);
-  }
+  void reset() override { state_.reset(); }
 
  private:
-  Cell cell_;
-  int64_t B_, I_, H_;
-  std::vector<float> w_ih_p_, w_hh_p_, b_ih_, b_hh_;
-  std::vector<float> h_, c_, gx_, gh_, rh_;  // [B, H], [B, H], [B, G*H], [B, G*H], [B, H]
+  StreamState<float> state_;
 };
 
 std::unique_ptr<StepLayer> Recurrent::stepper(int64_t B, int64_t) const {
@@ -391,9 +371,8 @@ std::unique_ptr<StepLayer> Recurrent::stepper(int64_t B, int64_t) const {
   return std::make_unique<RecurrentStep>(*this, B);
 }
 
-// Dense steps use the model's layer itself (a Stream holds its model).
 std::unique_ptr<StepLayer> Dense::stepper(int64_t B, int64_t) const {
-  return std::make_unique<DenseStep>(*this, B, units_);
+  return std::make_unique<RowsStep<Dense>>(*this, B, units_);
 }
 
 class Bidirectional : public Layer {
@@ -547,10 +526,10 @@ class Embedding : public Layer {
   }
   void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
                float* y) const override {
-    lookup(x, B * in.steps, y);
+    apply(x, B * in.steps, y);
   }
   // y [n, output_dim] = the table's rows for the ids x [n] (whole numbers in [0, input_dim)).
-  void lookup(const float* x, int64_t n, float* y) const {
+  void apply(const float* x, int64_t n, float* y) const {
     for (int64_t i = 0; i < n; ++i) {
       const float id = x[i];
       if (!(id >= 0.0f && id < float(input_dim_) && id == std::floor(id)))
@@ -567,21 +546,9 @@ class Embedding : public Layer {
   std::vector<float> table_;  // [input_dim, output_dim]
 };
 
-class EmbeddingStep : public StepLayer {
- public:
-  EmbeddingStep(const Embedding& e, int64_t B, int64_t out) : embedding_(e), B_(B) {
-    out_features = out;
-  }
-  void step(const float* x, float* y) override { embedding_.lookup(x, B_, y); }
-
- private:
-  const Embedding& embedding_;  // alive as long as the stream: it holds its model
-  int64_t B_;
-};
-
 std::unique_ptr<StepLayer> Embedding::stepper(int64_t B, int64_t) const {
   if (mask_zero_) unsupported(name + ": mask_zero masks steps, which a stream cannot skip");
-  return std::make_unique<EmbeddingStep>(*this, B, output_dim_);
+  return std::make_unique<RowsStep<Embedding>>(*this, B, output_dim_);
 }
 
 // LayerNormalization over the last axis: gamma * (x - mean) / sqrt(var + epsilon) + beta.
@@ -625,20 +592,8 @@ class LayerNorm : public Layer {
   std::vector<float> gamma_, beta_;  // [in] each, or empty
 };
 
-class LayerNormStep : public StepLayer {
- public:
-  LayerNormStep(const LayerNorm& n, int64_t B, int64_t features) : norm_(n), B_(B) {
-    out_features = features;
-  }
-  void step(const float* x, float* y) override { norm_.apply(x, B_, y); }
-
- private:
-  const LayerNorm& norm_;  // alive as long as the stream: it holds its model
-  int64_t B_;
-};
-
 std::unique_ptr<StepLayer> LayerNorm::stepper(int64_t B, int64_t in_features) const {
-  return std::make_unique<LayerNormStep>(*this, B, in_features);
+  return std::make_unique<RowsStep<LayerNorm>>(*this, B, in_features);
 }
 
 // Conv1D over the time axis, with Keras's padding modes ("valid", "causal", "same"), strides
