@@ -4,8 +4,8 @@
 
 Scenarios:
   auto       every rank passes the same arrays; 2 epochs, global batch 64, an uneven last
-             batch, validation data, ModelCheckpoint and CSVLogger. With --single: the same
-             without a distribution (the reference).
+             batch, sample weights, validation data, ModelCheckpoint and CSVLogger. With
+             --single: the same without a distribution (the reference).
   own-shard  auto_shard=False: each rank passes its own rows (unequal counts, so one rank
              runs out of batches first); with --single the equivalent train_on_batch steps.
   fail       rank 1 raises in a callback during epoch 1: the job must abort, not hang.
@@ -62,8 +62,10 @@ def auto(out: pathlib.Path, rank: int, single: bool):
     written = count_writes()
     cbs = [callbacks.ModelCheckpoint(str(out / "ckpt-{epoch}.rnncore")),
            callbacks.CSVLogger(str(out / "log.csv"))]  # fmt: skip
+    weights = np.linspace(0.5, 1.5, 141)  # sample weights travel with their rows
     history = model.fit(x[:141], y[:141], batch_size=64, epochs=2, verbose=1,
-                        validation_data=(x[141:], y[141:]), callbacks=cbs)  # fmt: skip
+                        validation_data=(x[141:], y[141:]), callbacks=cbs,
+                        sample_weight=weights)  # fmt: skip
     x_eval = model.evaluate(x, y, batch_size=50, return_dict=True)
     return model, {"history": history.history, "evaluate": x_eval, "written": written}
 

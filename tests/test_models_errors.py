@@ -86,9 +86,9 @@ def test_empty_datasets():
     x, y = np.zeros((4, 5, 2)), np.zeros(4, dtype=int)
     with pytest.raises(ValueError, match="x: expected at least one sample"):
         m.fit(x[:0], y[:0], verbose=0)
-    with pytest.raises(ValueError, match="validation data: expected at least one sample"):
+    with pytest.raises(ValueError, match="validation_data: expected at least one sample"):
         m.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)
-    with pytest.raises(ValueError, match="validation data: expected at least one sample"):
+    with pytest.raises(ValueError, match="validation_data: expected at least one sample"):
         m.fit(x[:1], y[:1], validation_split=0.1, verbose=0)
     with pytest.raises(ValueError, match="x: expected at least one sample"):
         m.evaluate(x[:0], y[:0])

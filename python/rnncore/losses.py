@@ -72,14 +72,17 @@ class Loss:
         """(values shaped y_pred.shape[:-1], d(values)/d(y_pred))."""
         raise NotImplementedError
 
-    def value_and_grad(self, y_true, y_pred, weights=None):
-        """Mean loss and its gradient w.r.t. y_pred; `weights` (y_pred.shape[:-1]) mask it."""
+    def value_and_grad(self, y_true, y_pred, weights=None, total=None):
+        """Mean loss and its gradient w.r.t. y_pred.
+
+        `weights` (y_pred.shape[:-1]) weigh each value (masks, sample weights); the sum of
+        weighted values is divided by `total`, by default the sum of the weights."""
         y_pred = self.check_prediction(y_pred)
         y_true = self.check(y_true, y_pred)
         values, dvalues = self.per_sample(y_true, y_pred)
         if weights is None:
             weights = np.ones(values.shape, y_pred.dtype)
-        total = max(float(weights.sum()), 1e-12)
+        total = max(float(weights.sum() if total is None else total), 1e-12)
         value = float((values * weights).sum() / total)
         return value, dvalues * (weights / total)[..., None]
 

@@ -18,6 +18,7 @@ from . import distribution as distribution_mod
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
+from ._batches import ArrayBatches, StreamBatches, is_stream, sample_weights
 from .callbacks import History
 from .utils import new_generator
 
@@ -36,13 +37,17 @@ class TrainingLoop:
     _rng = None
     _synced_with = None  # the DataParallel whose rank 0 this model's weights came from
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
         """The model's outputs for x, computed `batch_size` samples at a time.
 
         Args:
-            x: Inputs, samples first, e.g. (samples, steps, features).
-            batch_size: Samples per forward pass.
+            x: Inputs, samples first, e.g. (samples, steps, features); or a generator,
+                iterator or `utils.PyDataset` yielding input batches (or tuples whose first
+                item is the inputs).
+            batch_size: Samples per forward pass (arrays only).
             verbose: 1 shows a progress bar.
+            steps: Batches to draw from a generator (default: until it ends, or a
+                PyDataset's length).
 
         Returns:
             The outputs, samples first (dropout inactive).
@@ -50,9 +55,16 @@ class TrainingLoop:
         Example:
             >>> y_hat = model.predict(x_test)
         """
+        verbose = verbose if distribution_mod.is_writer() else 0
+        if is_stream(x):
+            source = StreamBatches(x, steps, "predict", lambda xb, *_: self._prepare_x(xb),
+                                   inputs_only=True)  # fmt: skip
+            batches = list(source.epoch())
+            if not batches:
+                raise ValueError("predict: the input yielded no batches")
+            return np.concatenate([self._forward(xb, False)[0] for xb in batches], axis=0)
         x = self._prepare_x(x)
         batch_size = _batch_size(batch_size)
-        verbose = verbose if distribution_mod.is_writer() else 0
         outs = []
         bar = Progbar(_num_batches(len(x), batch_size), verbose)
         for i, start in enumerate(range(0, len(x), batch_size)):
@@ -99,13 +111,15 @@ class TrainingLoop:
     def _metrics_for(self, y_pred):
         return [metrics_mod.get(m, self.loss, y_pred.shape[-1]) for m in self._metrics]
 
-    def _batch_stats(self, x, y, training):
+    def _batch_stats(self, x, y, training, sample_weight=None):
         """Loss and metric sums for one batch; trains on it when `training`.
 
         Under a DataParallel, x and y are this rank's share of the global batch (possibly
         none of it): the gradients and sums are reduced over the ranks before the update."""
         dist = distribution_mod.distribution()
-        stats, grads = self._local_stats(x, y, training) if len(x) else ({}, {})
+        stats, grads = ({}, {})
+        if len(x):
+            stats, grads = self._local_stats(x, y, training, sample_weight)
         if dist is not None:
             params = self._leaf_params() if training else {}
             stats, grads = dist.reduce_step(params, grads, stats, self.metrics_names)
@@ -113,19 +127,26 @@ class TrainingLoop:
             self.optimizer.apply(self._leaf_params(), grads)
         return stats
 
-    def _local_stats(self, x, y, training):
-        """({name: (weighted sum, weight)}, gradients of the mean loss) for one batch."""
+    def _local_stats(self, x, y, training, sample_weight=None):
+        """({name: (weighted sum, weight)}, gradients of the mean loss) for one batch.
+
+        As Keras: the loss is sum(loss · sample_weight) over the real (unmasked) values,
+        divided by their count; metrics are not weighted by sample_weight."""
         y_pred, mask, ctxs = self._forward(x, training)
-        weights = mask.astype(y_pred.dtype) if (mask is not None and y_pred.ndim == 3) else None
-        loss, dpred = self.loss.value_and_grad(y, y_pred, weights)
+        masked = mask.astype(y_pred.dtype) if (mask is not None and y_pred.ndim == 3) else None
+        count = float(masked.sum()) if masked is not None else float(np.prod(y_pred.shape[:-1]))
+        weights = masked
+        if sample_weight is not None:
+            sw = _per_value(sample_weight, y_pred).astype(y_pred.dtype, copy=False)
+            weights = sw if masked is None else sw * masked
+        loss, dpred = self.loss.value_and_grad(y, y_pred, weights, count)
         grads: dict = {}
         if training:
             self._backward(ctxs, dpred, grads)
-        n = float(weights.sum()) if weights is not None else float(np.prod(y_pred.shape[:-1]))
-        stats = {"loss": (loss * n, n)}
+        stats = {"loss": (loss * count, count)}
         for m in self._metrics_for(y_pred):
             v = m.values(y, y_pred)
-            w = weights if weights is not None and weights.shape == v.shape else np.ones_like(v)
+            w = masked if masked is not None and masked.shape == v.shape else np.ones_like(v)
             stats[m.name] = (float((v * w).sum()), float(w.sum()))
         return stats, grads
 
@@ -141,21 +162,38 @@ class TrainingLoop:
         shuffle=True,
         callbacks=None,
         initial_epoch=0,
+        class_weight=None,
+        sample_weight=None,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_freq=1,
     ):
         """Trains the model on (x, y) for `epochs` passes, as Keras's fit.
 
         Args:
-            x: Inputs, samples first.
+            x: Inputs, samples first; or a generator, iterator or `utils.PyDataset` yielding
+                batches (x, y) or (x, y, sample_weight) (then y and sample_weight are not
+                given here).
             y: Targets, one per sample.
             batch_size: Samples per gradient step.
             epochs: The epoch to stop before (training runs initial_epoch .. epochs-1).
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
             validation_split: The fraction of the samples, taken from the end, held out for
                 validation (ignored when validation_data is given).
-            validation_data: (x_val, y_val) scored after every epoch.
+            validation_data: (x_val, y_val) or (x_val, y_val, sample_weight), or a generator
+                or PyDataset of such batches, scored after every epoch (see
+                validation_freq).
             shuffle: Shuffle the samples every epoch (from the seeded generator).
             callbacks: Callback instances (EarlyStopping, ModelCheckpoint, ...).
             initial_epoch: The epoch to start from (to resume training).
+            class_weight: {class id: weight}: each sample's loss weighted by its class's
+                (the id is y's, or the argmax of a one-hot y).
+            sample_weight: A weight per sample, (samples,), or per step, (samples, steps).
+            steps_per_epoch: Batches per epoch (a generator without it runs until it ends;
+                with arrays it may cut the epoch short).
+            validation_steps: Batches drawn from a validation generator per validation.
+            validation_freq: Validate every this many epochs (an int), or after the epochs
+                listed (1-based), as Keras.
 
         Returns:
             A History: `history.history` maps "loss", the metrics and their "val_" twins to
@@ -168,34 +206,21 @@ class TrainingLoop:
         Example:
             >>> history = model.fit(x, y, epochs=10, batch_size=32, validation_split=0.2)
         """
-        args = (x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
-                callbacks, initial_epoch)  # fmt: skip
-        return _on_every_rank(self._fit, *args)
+        options = dict(x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                       validation_split=validation_split, validation_data=validation_data,
+                       shuffle=shuffle, callbacks=callbacks, initial_epoch=initial_epoch,
+                       class_weight=class_weight, sample_weight=sample_weight,
+                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                       validation_freq=validation_freq)  # fmt: skip
+        return _on_every_rank(self._fit, options)
 
-    def _fit(self, x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
-             callbacks, initial_epoch):  # fmt: skip
+    def _fit(self, o):
         self._require_compiled("fit")
-        x, y = self._prepare_x(x), _check_y(x, y)
-        _require_samples("x", x)
-        batch_size = _batch_size(batch_size)
+        epochs, verbose, validation_freq = o["epochs"], o["verbose"], o["validation_freq"]
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(
-                f"validation_split: expected a float in [0, 1), got {validation_split!r}"
-            )
-        if validation_data is None and validation_split > 0:
-            split_at = int(np.ceil(len(x) * (1 - validation_split)))
-            x, validation_data = x[:split_at], (x[split_at:], y[split_at:])
-            y = y[:split_at]
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
-            vx = self._prepare_x(validation_data[0])
-            validation_data = (
-                _require_samples("validation data", vx),
-                _check_y(vx, validation_data[1]),
-            )
+        _check_freq(validation_freq)
+        train, validation = self._fit_sources(o)
         if self._rng is None:
             self._rng = new_generator()
         dist = distribution_mod.distribution()
@@ -203,7 +228,7 @@ class TrainingLoop:
             self._sync_replicas(dist)
             verbose = verbose if dist.is_writer else 0
         history = self.history = History()
-        cbs = list(callbacks or []) + [history]
+        cbs = list(o["callbacks"] or []) + [history]
         for cb in cbs:
             if not isinstance(cb, callbacks_mod.Callback):
                 raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
@@ -212,12 +237,12 @@ class TrainingLoop:
         for cb in cbs:
             cb.on_train_begin()
         try:
-            for epoch in range(initial_epoch, epochs):
+            for epoch in range(o["initial_epoch"], epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(epoch)
-                logs = self._train_epoch(x, y, batch_size, shuffle, cbs, epoch, epochs, verbose)
-                if validation_data is not None:
-                    val = self._evaluate_logs(*validation_data, batch_size)
+                logs = self._train_epoch(train, cbs, epoch, epochs, verbose)
+                if validation is not None and _validates(epoch, validation_freq):
+                    val = self._evaluate_logs(validation)
                     logs.update({"val_" + k: v for k, v in val.items()})
                 if verbose:
                     self._bar.finish(logs)
@@ -246,50 +271,98 @@ class TrainingLoop:
         self._rng.bit_generator.state = dist.broadcast_object(self._rng.bit_generator.state)
         self._synced_with = dist
 
-    def _train_epoch(self, x, y, batch_size, shuffle, cbs, epoch, epochs, verbose):
-        order = self._rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        n_batches = _num_batches(len(x), batch_size)
+    def _fit_sources(self, o):
+        """(training batches, validation batches or None) from fit's arguments."""
         dist = distribution_mod.distribution()
-        if dist is not None and not dist.auto_shard:  # every rank takes the same steps
-            n_batches = dist.max_(n_batches)
+        x, y, validation_data = o["x"], o["y"], o["validation_data"]
+        batch_size = _batch_size(o["batch_size"])
+        if is_stream(x):
+            _no_stream_under(dist, "fit")
+            if y is not None or o["sample_weight"] is not None or o["validation_split"]:
+                raise ValueError("y, sample_weight, validation_split: a generator or PyDataset "
+                                 "yields the targets and weights itself; pass x alone")  # fmt: skip
+            train = StreamBatches(x, o["steps_per_epoch"], "fit", self._batch_preparer(
+                o["class_weight"]))  # fmt: skip
+        else:
+            x, y = self._prepare_x(x), _check_y(x, y)
+            _require_samples("x", x)
+            sw = sample_weights(y, o["sample_weight"], o["class_weight"], len(x))
+            split = o["validation_split"]
+            if not 0 <= split < 1:
+                raise ValueError(f"validation_split: expected a float in [0, 1), got {split!r}")
+            if validation_data is None and split > 0:
+                at = int(np.ceil(len(x) * (1 - split)))
+                validation_data = (x[at:], y[at:], None if sw is None else sw[at:])
+                x, y, sw = x[:at], y[:at], None if sw is None else sw[:at]
+            train = ArrayBatches(x, y, sw, batch_size, o["shuffle"], dist, o["steps_per_epoch"])
+        validation = None
+        if validation_data is not None:
+            validation = self._eval_source(validation_data, batch_size, o["validation_steps"],
+                                           "validation_data")  # fmt: skip
+        return train, validation
+
+    def _batch_preparer(self, class_weight):
+        """The checks and weights every yielded batch goes through."""
+
+        def prepare(x, y, sw):
+            x = _require_samples("x", self._prepare_x(x))
+            y = _check_y(x, y)
+            return x, y, sample_weights(y, sw, class_weight, len(x))
+
+        return prepare
+
+    def _eval_source(self, data, batch_size, steps, what):
+        """Batches to score: arrays (x, y[, sample_weight]) or a stream of batches."""
+        dist = distribution_mod.distribution()
+        if is_stream(data):
+            _no_stream_under(dist, what)
+            return StreamBatches(data, steps, what, self._batch_preparer(None))
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise ValueError(f"{what}: expected a tuple (x, y) or (x, y, sample_weight)")
+        vx = _require_samples(what, self._prepare_x(data[0]))
+        vy = _check_y(vx, data[1])
+        sw = sample_weights(vy, data[2] if len(data) == 3 else None, None, len(vx))
+        return ArrayBatches(vx, vy, sw, batch_size, False, dist, steps)
+
+    def _train_epoch(self, train, cbs, epoch, epochs, verbose):
         if verbose:
             print(f"Epoch {epoch + 1}/{epochs}")
-        self._bar = Progbar(n_batches, verbose)
+        self._bar = Progbar(len(train), verbose)
         totals: dict = {}
-        for b in range(n_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            if dist is not None and dist.auto_shard:  # this rank's share of the global batch
-                idx = idx[dist.share(len(idx))]
-            stats = self._batch_stats(x[idx], y[idx], training=True)
+        for b, (xb, yb, swb) in enumerate(train.epoch(self._rng)):
+            stats = self._batch_stats(xb, yb, True, swb)
             _accumulate(totals, stats)
             self._bar.update(b + 1, _means(totals))
             for cb in cbs:
                 cb.on_train_batch_end(b, {"loss": _means(stats)["loss"]})
             if self.stop_training:
                 break
+        if not totals:  # a generator that had nothing left: Keras stops training too
+            self.stop_training = True
         return _means(totals)
 
-    def _evaluate_logs(self, x, y, batch_size):
+    def _evaluate_logs(self, source):
         dist = distribution_mod.distribution()
-        if dist is not None and dist.auto_shard:  # each rank scores its part
-            share = dist.share(len(x))
-            x, y = x[share], y[share]
         totals: dict = {}
-        for start in range(0, len(x), batch_size):
-            sl = slice(start, start + batch_size)
-            _accumulate(totals, self._local_stats(x[sl], y[sl], training=False)[0])
+        for xb, yb, swb in source.epoch(None):
+            if len(xb):
+                _accumulate(totals, self._local_stats(xb, yb, False, swb)[0])
         if dist is not None:
             totals = dist.reduce_totals(totals, self.metrics_names)
         return _means(totals)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, sample_weight=None, steps=None,
+                 return_dict=False):  # fmt: skip
         """The loss on (x, y) (a float), or [loss, *metrics] when compiled with metrics.
 
         Args:
-            x: Inputs, samples first.
+            x: Inputs, samples first; or a generator, iterator or `utils.PyDataset` of
+                batches (x, y) or (x, y, sample_weight).
             y: Targets, one per sample.
             batch_size: Samples per forward pass.
             verbose: 1 or 2 prints the results.
+            sample_weight: A weight per sample (or per step) for the loss.
+            steps: Batches to score (a generator's, or the first of the arrays').
             return_dict: Return {"loss": ..., metric: ...} instead.
 
         Raises:
@@ -298,23 +371,29 @@ class TrainingLoop:
         Example:
             >>> test_loss = model.evaluate(x_test, y_test)
         """
-        return _on_every_rank(self._evaluate, x, y, batch_size, verbose, return_dict)
+        data = x if is_stream(x) else (x, y, sample_weight)
+        return _on_every_rank(self._evaluate, data, batch_size, steps, verbose, return_dict)
 
-    def _evaluate(self, x, y, batch_size, verbose, return_dict):
+    def _evaluate(self, data, batch_size, steps, verbose, return_dict):
         self._require_compiled("evaluate")
-        x = _require_samples("x", self._prepare_x(x))
-        logs = self._evaluate_logs(x, _check_y(x, y), _batch_size(batch_size))
+        source = self._eval_source(data, _batch_size(batch_size), steps, "x")
+        logs = self._evaluate_logs(source)
+        if not logs:
+            raise ValueError("evaluate: the input yielded no batches")
         if verbose and distribution_mod.is_writer():
-            Progbar(_num_batches(len(x), _batch_size(batch_size)), verbose).finish(logs)
+            Progbar(len(source), verbose).finish(logs)
         return _returned(logs, return_dict)
 
     # ---- one batch at a time (Keras's *_on_batch) ----
-    def train_on_batch(self, x, y, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):  # fmt: skip
         """One gradient step on the batch (x, y); returns its loss (and metrics), as Keras.
 
         Args:
             x: One batch of inputs, samples first.
             y: Its targets.
+            sample_weight: A weight per sample (or per step) for the loss.
+            class_weight: {class id: weight} for the samples' losses.
             return_dict: Return {"loss": ..., metric: ...} instead of a float or a list.
 
         Raises:
@@ -323,25 +402,29 @@ class TrainingLoop:
         Example:
             >>> loss = model.train_on_batch(x_batch, y_batch)
         """
-        return _on_every_rank(self._one_batch, "train_on_batch", x, y, True, return_dict)
+        weights = (sample_weight, class_weight)
+        return _on_every_rank(self._one_batch, "train_on_batch", x, y, weights, True, return_dict)
 
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of the batch (x, y), without training on it.
 
         Args:
             x: One batch of inputs, samples first.
             y: Its targets.
+            sample_weight: A weight per sample (or per step) for the loss.
             return_dict: Return {"loss": ..., metric: ...} instead of a float or a list.
 
         Raises:
             RuntimeError: the model is not compiled.
         """
-        return _on_every_rank(self._one_batch, "test_on_batch", x, y, False, return_dict)
+        weights = (sample_weight, None)
+        return _on_every_rank(self._one_batch, "test_on_batch", x, y, weights, False, return_dict)
 
-    def _one_batch(self, what, x, y, training, return_dict):
+    def _one_batch(self, what, x, y, weights, training, return_dict):
         self._require_compiled(what)
         x = _require_samples("x", self._prepare_x(x))
         y = _check_y(x, y)
+        sw = sample_weights(y, *weights, len(x))
         dist = distribution_mod.distribution()
         if dist is not None and training and self._synced_with is not dist:
             if self._rng is None:
@@ -349,8 +432,8 @@ class TrainingLoop:
             self._sync_replicas(dist)
         if dist is not None and dist.auto_shard:  # this rank's share of the global batch
             share = dist.share(len(x))
-            x, y = x[share], y[share]
-        logs = _means(self._batch_stats(x, y, training=training))
+            x, y, sw = x[share], y[share], None if sw is None else sw[share]
+        logs = _means(self._batch_stats(x, y, training, sw))
         return _returned(logs, return_dict)
 
     def predict_on_batch(self, x):
@@ -361,6 +444,42 @@ class TrainingLoop:
     def metrics_names(self) -> list:
         """The names `evaluate` returns values for: "loss", then the compiled metrics."""
         return ["loss", *self.metric_names]
+
+
+def _per_value(sample_weight, y_pred):
+    """Sample weights (samples,) or (samples, steps) broadcast to y_pred.shape[:-1]."""
+    sw = np.asarray(sample_weight)
+    target = y_pred.shape[:-1]
+    if sw.ndim < len(target):
+        sw = sw.reshape(sw.shape + (1,) * (len(target) - sw.ndim))
+    try:
+        return np.broadcast_to(sw, target)
+    except ValueError:
+        raise ValueError(f"sample_weight: shape {sw.shape} does not fit outputs of shape "
+                         f"{tuple(y_pred.shape)}") from None  # fmt: skip
+
+
+def _check_freq(freq):
+    ok = isinstance(freq, (int, np.integer)) and not isinstance(freq, bool) and freq >= 1
+    ok = ok or (isinstance(freq, (list, tuple, set)) and all(isinstance(e, int) for e in freq))
+    if not ok:
+        raise ValueError(f"validation_freq: expected a positive int or a list of epochs, got "
+                         f"{freq!r}")  # fmt: skip
+
+
+def _validates(epoch, freq) -> bool:
+    """Whether validation runs after `epoch` (0-based), as Keras reads validation_freq."""
+    if isinstance(freq, (int, np.integer)):
+        return (epoch + 1) % int(freq) == 0
+    return epoch + 1 in freq
+
+
+def _no_stream_under(dist, what):
+    if dist is not None:
+        raise NotImplementedError(
+            f"{what}: under a DataParallel, pass arrays (with auto_shard=False each rank passes "
+            "its own); generators and PyDatasets are not divided among the ranks"
+        )
 
 
 def _on_every_rank(run, *args):
@@ -428,12 +547,15 @@ def _check_y(x, y):
 
 
 class Progbar:
-    """Keras-style progress: verbose=1 a live bar with ETA, verbose=2 one line per epoch."""
+    """Keras-style progress: verbose=1 a live bar with ETA, verbose=2 one line per epoch.
+    A target of 0 means unknown (a generator without steps): steps are counted instead."""
 
     WIDTH = 30
 
     def __init__(self, target, verbose, stream=None):
+        self.unknown = target == 0
         self.target, self.verbose = max(target, 1), verbose
+        self.seen = 0
         self.stream = stream or sys.stdout
         self.start = self.last_draw = time.perf_counter()
         self.drawn = 0  # length of the line on screen, so a shorter one can blank it out
@@ -444,12 +566,16 @@ class Progbar:
 
     def update(self, current, logs):
         """Redraws the bar at step `current` (verbose=1, at most every 0.1 s)."""
+        self.seen = current
         if self.verbose != 1:
             return
         now = time.perf_counter()
-        if current < self.target and now - self.last_draw < 0.1:
+        if (self.unknown or current < self.target) and now - self.last_draw < 0.1:
             return
         self.last_draw = now
+        if self.unknown:
+            self._draw(f"{current}/Unknown - {now - self.start:.0f}s{self._values(logs)}")
+            return
         done = int(self.WIDTH * current / self.target)
         bar = (
             "=" * max(done - 1, 0) + (">" if done < self.WIDTH else "=") + "." * (self.WIDTH - done)
@@ -462,6 +588,8 @@ class Progbar:
         if not self.verbose:
             return
         elapsed = time.perf_counter() - self.start
+        if self.unknown:
+            self.target = max(self.seen, 1)
         per_step = elapsed / self.target * 1000
         bar = f" [{'=' * self.WIDTH}]" if self.verbose == 1 else ""
         line = f"{self.target}/{self.target}{bar} - {elapsed:.0f}s {per_step:.0f}ms/step"

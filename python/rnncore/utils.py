@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["set_random_seed", "to_categorical"]
+__all__ = ["PyDataset", "set_random_seed", "to_categorical"]
 
 _lock = threading.Lock()
 _rng = np.random.default_rng()
@@ -73,6 +73,44 @@ def new_generator(seed=None) -> np.random.Generator:
         return np.random.default_rng(int(seed))
     with _lock:
         return np.random.default_rng(_rng.integers(0, 2**63))
+
+
+class PyDataset:
+    """Batches by index, as Keras 3's ``keras.utils.PyDataset``: subclass it with `__len__`
+    (batches per epoch) and `__getitem__(index)` returning ``(x, y)`` or
+    ``(x, y, sample_weight)``; `on_epoch_end` runs after every epoch (e.g. to reshuffle).
+
+    `fit`, `evaluate` and `predict` take one in place of arrays. The batches are read in
+    order in this process (`workers` and `use_multiprocessing` are accepted for Keras's
+    signature; no worker pool is started).
+
+    Example:
+        >>> class Windows(rnncore.utils.PyDataset):
+        ...     def __len__(self):
+        ...         return 10
+        ...     def __getitem__(self, i):
+        ...         return x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32]
+        >>> model.fit(Windows(), epochs=3)
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers = workers
+        self.use_multiprocessing = use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __len__(self) -> int:
+        raise NotImplementedError("PyDataset: define __len__ (batches per epoch)")
+
+    def __getitem__(self, index):
+        raise NotImplementedError("PyDataset: define __getitem__(index) returning a batch")
+
+    def on_epoch_end(self) -> None:
+        """Called after every epoch; does nothing unless overridden."""
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch (len(self))."""
+        return len(self)
 
 
 def __dir__():  # what tab completion and dir() show: the public names only
