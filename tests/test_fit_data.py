@@ -191,3 +191,61 @@ def test_clear_errors_for_bad_data_arguments():
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):
             model.fit(epochs=1, verbose=0, **kwargs)
+
+
+class _Kill(rnncore.callbacks.Callback):
+    """Stands in for a killed process: raises after the backup of epoch `at` is written."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def _dropout_model():
+    rnncore.utils.set_random_seed(3)
+    layers = [L.LSTM(5, dropout=0.2, recurrent_dropout=0.2), L.Dropout(0.3),
+              L.Dense(CLASSES, activation="softmax")]  # fmt: skip
+    model = rnncore.Sequential([rnncore.Input((STEPS, FEATURES)), *layers])
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    return model
+
+
+def test_backup_and_restore_resumes_a_killed_fit_with_the_same_results(tmp_path):
+    x, y = _data()
+    straight = _dropout_model()
+    h_straight = straight.fit(x, y, batch_size=8, epochs=5, verbose=0)
+    backup = rnncore.callbacks.BackupAndRestore(tmp_path / "backup")
+    killed = _dropout_model()
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[backup, _Kill(at=2)])
+    assert (tmp_path / "backup" / "state.json").exists()  # an interrupted fit keeps it
+    resumed = _dropout_model()  # a new process: the model built again from the script
+    history = resumed.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[backup])
+    assert history.epoch == [3, 4]  # it resumed after the last backed-up epoch
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert history.history["loss"] == h_straight.history["loss"][3:]
+    assert not (tmp_path / "backup" / "state.json").exists()  # deleted after completing
+
+
+def test_backup_and_restore_refuses_a_foreign_backup(tmp_path):
+    x, y = _data()
+    backup = rnncore.callbacks.BackupAndRestore(tmp_path)
+    model = _ours()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[backup, _Kill(at=0)])
+    other = _dropout_model()  # other layers: the weights file does not fit
+    with pytest.raises(ValueError):
+        other.fit(x, y, epochs=2, verbose=0, callbacks=[backup])
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "weights.npz", "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("w0.npy", b"\0" * (64 << 20))  # 64 MiB of zeros, a few KiB packed
+    with pytest.raises(ValueError, match="larger or more numerous"):
+        _ours().fit(x, y, epochs=1, verbose=0, callbacks=[backup])
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a backup record"):
+        _ours().fit(x, y, epochs=1, verbose=0, callbacks=[backup])

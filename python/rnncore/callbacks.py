@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "EarlyStopping",
@@ -354,6 +355,189 @@ class LambdaCallback(Callback):
                 setattr(self, name, lambda logs=None, _fn=fn: _fn(logs or {}))
             else:  # (epoch or batch, logs)
                 setattr(self, name, lambda i, logs=None, _fn=fn: _fn(i, logs or {}))
+
+
+class BackupAndRestore(Callback):
+    """Backs up the training state after every epoch so that a `fit` that was killed resumes
+    where it stopped, with the same results as a run that never stopped (Keras's callback).
+
+    The backup (in `backup_dir`) holds the weights (by position, as Keras's weights files),
+    the optimizer's state (step count,
+    moments, learning rate) and the random generators' states (shuffling, dropout). The next
+    `fit` with this callback restores it and starts at the epoch after the last one backed
+    up; a `fit` that completes deletes the backup (unless `delete_checkpoint=False`).
+    Every file is written atomically, and the record naming the epoch is written last, so a
+    kill during a backup leaves the previous one usable. The files are read with size checks
+    and never unpickled.
+
+    Args:
+        backup_dir: A folder for the backup (made if missing).
+        save_freq: "epoch" (the only choice here, as Keras's default).
+        delete_checkpoint: Delete the backup when `fit` completes.
+
+    Example:
+        >>> model.fit(x, y, epochs=50, callbacks=[BackupAndRestore("/tmp/backup")])
+    """
+
+    _STATE, _WEIGHTS, _ARRAYS = "state.json", "weights.npz", "optimizer.npz"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        if save_freq != "epoch":
+            raise ValueError(f"save_freq: only 'epoch' is supported, got {save_freq!r}")
+        self.backup_dir = str(backup_dir)
+        self.delete_checkpoint = bool(delete_checkpoint)
+
+    def _path(self, name):
+        import os
+
+        return os.path.join(self.backup_dir, name)
+
+    def on_train_begin(self, logs=None):
+        """Restores a backup, if there is one, and tells fit where to resume."""
+        import json
+        import os
+
+        if not os.path.exists(self._path(self._STATE)):
+            return
+        with open(self._path(self._STATE), "rb") as f:
+            raw = f.read(1 << 20)  # the record is small; a larger file is not ours
+        try:
+            state = json.loads(raw)
+            epoch = int(state["epoch"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{self._path(self._STATE)}: not a backup record ({e})") from None
+        _check_archive(self._path(self._WEIGHTS), self.model)
+        with np.load(self._path(self._WEIGHTS), allow_pickle=False) as saved:
+            self.model.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
+        _restore_optimizer(self.model, state, self._path(self._ARRAYS))
+        _restore_generators(self.model, state["generators"])
+        self.model._resume_epoch = epoch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Backs up the state reached at the end of this epoch."""
+        import json
+        import os
+
+        from ._files import atomic_write
+        from .distribution import is_writer
+
+        if not is_writer():
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = {f"w{i}": w for i, w in enumerate(self.model.get_weights())}  # by position
+        with atomic_write(self._path(self._WEIGHTS)) as f:
+            np.savez(f, **weights)
+        state = {"epoch": epoch, **_optimizer_record(self.model, self._path(self._ARRAYS)),
+                 "generators": _generator_states(self.model)}  # fmt: skip
+        with atomic_write(self._path(self._STATE)) as f:
+            f.write(json.dumps(state).encode())
+
+    def on_train_end(self, logs=None):
+        """Deletes the backup after a fit that ran to its end (not after an interruption)."""
+        import os
+
+        if self.delete_checkpoint and self.model._fit_completed:
+            for name in (self._STATE, self._WEIGHTS, self._ARRAYS):
+                if os.path.exists(self._path(name)):
+                    os.remove(self._path(name))
+
+
+def _param_keys(model) -> list:
+    """The model's parameter keys in a fixed order (the same for the same architecture)."""
+    return list(model._leaf_params())
+
+
+def _optimizer_record(model, arrays_path) -> dict:
+    """The optimizer's scalar state (returned) and its slot arrays (written to arrays_path)."""
+    from ._files import atomic_write
+
+    opt = model.optimizer
+    keys = _param_keys(model)
+    arrays = {}
+    for i, key in enumerate(keys):
+        for name, value in opt.slots.get(key, {}).items():
+            arrays[f"p{i}.{name}"] = np.asarray(value)
+    with atomic_write(arrays_path) as f:
+        np.savez(f, **arrays)
+    rate = None if opt._schedule is not None else float(opt.learning_rate)
+    return {"iterations": int(opt.iterations), "learning_rate": rate,
+            "fills": {k: float(v) for k, v in opt._fills.items()}}  # fmt: skip
+
+
+def _restore_optimizer(model, state, arrays_path) -> None:
+    opt = model.optimizer
+    keys = _param_keys(model)
+    params = model._leaf_params()
+    slots: dict = {}
+    _check_archive(arrays_path, model)
+    with np.load(arrays_path, allow_pickle=False) as saved:
+        for name in saved.files:
+            index, _, slot = name.partition(".")
+            i = int(index[1:]) if index[1:].isdigit() else -1
+            if not 0 <= i < len(keys):
+                raise ValueError(f"{arrays_path}: {name!r} names no parameter of this model")
+            value = saved[name]
+            if value.shape != params[keys[i]].shape:
+                raise ValueError(f"{arrays_path}: {name!r} has shape {value.shape}, the "
+                                 f"parameter {params[keys[i]].shape}")  # fmt: skip
+            slots.setdefault(keys[i], {})[slot] = value.astype(params[keys[i]].dtype)
+    # Per-parameter slots: the next update lays them out flat again, keeping their values.
+    opt.slots, opt._flat_shapes = slots, None
+    opt._fills = {str(k): float(v) for k, v in state["fills"].items()}
+    opt.iterations = int(state["iterations"])
+    if state["learning_rate"] is not None:
+        opt.learning_rate = float(state["learning_rate"])
+
+
+def _check_archive(path, model) -> None:
+    """Refuses an archive with more entries, or larger ones, than this model's arrays could
+    fill (a crafted file must not make the reader inflate gigabytes)."""
+    import zipfile
+
+    biggest = max((w.nbytes for w in model.get_weights()), default=0) + 4096  # + .npy header
+    most = 8 * (len(model.get_weights()) + 1)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path}: not a backup archive ({e})") from None
+    if len(entries) > most or any(e.file_size > biggest for e in entries):
+        raise ValueError(f"{path}: entries larger or more numerous than this model's arrays")
+
+
+def _generators(model) -> list:
+    """(owner, generator) for the model's shuffling generator and each layer's own."""
+    out = [(model, model._rng)] if model._rng is not None else []
+
+    def visit(layer):
+        made = getattr(layer, "_rng_made", None)
+        if made is not None:
+            out.append((layer, made))
+        for sub in layer.sublayers():
+            visit(sub)
+
+    for layer in model.layers:
+        visit(layer)
+    return out
+
+
+def _generator_states(model) -> list:
+    return [g.bit_generator.state for _, g in _generators(model)]
+
+
+def _restore_generators(model, states) -> None:
+    from .utils import new_generator
+
+    if model._rng is None:
+        model._rng = new_generator()
+    for layer in model.layers:  # every layer's generator made, as it was when backed up
+        for sub in [layer, *layer.sublayers()]:
+            _ = getattr(sub, "_rng", None)
+    owners = _generators(model)
+    if len(owners) != len(states):
+        raise ValueError("BackupAndRestore: the backup is of a model with other layers")
+    for (_, generator), state in zip(owners, states):
+        generator.bit_generator.state = state
 
 
 class History(Callback):

@@ -36,6 +36,8 @@ class TrainingLoop:
     history = None
     _rng = None
     _synced_with = None  # the DataParallel whose rank 0 this model's weights came from
+    _resume_epoch = None  # the epoch a restored backup resumes at (BackupAndRestore)
+    _fit_completed = False  # the last fit ended without an exception
 
     def predict(self, x, batch_size=32, verbose=0, steps=None):
         """The model's outputs for x, computed `batch_size` samples at a time.
@@ -234,10 +236,13 @@ class TrainingLoop:
                 raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
             cb.set_model(self)
         self.stop_training = False
+        self._fit_completed = False
+        self._resume_epoch = None  # set by BackupAndRestore when it restores a backup
         for cb in cbs:
             cb.on_train_begin()
+        start = o["initial_epoch"] if self._resume_epoch is None else self._resume_epoch
         try:
-            for epoch in range(o["initial_epoch"], epochs):
+            for epoch in range(start, epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(epoch)
                 logs = self._train_epoch(train, cbs, epoch, epochs, verbose)
@@ -250,6 +255,7 @@ class TrainingLoop:
                     cb.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
+            self._fit_completed = True  # ran to its end (or stopped by a callback)
         except KeyboardInterrupt:
             # Ctrl-C stops the program as usual, but cleanly: the callbacks finish below,
             # model.history keeps the completed epochs (fit's return value never arrives) and
