@@ -453,7 +453,7 @@ def _optimizer_record(model, arrays_path) -> dict:
 
     opt = model.optimizer
     keys = _param_keys(model)
-    arrays = {}
+    arrays: dict = {}  # {"p<index>.<slot>": array}
     for i, key in enumerate(keys):
         for name, value in opt.slots.get(key, {}).items():
             arrays[f"p{i}.{name}"] = np.asarray(value)
