@@ -507,18 +507,11 @@ def _check_archive(path, model) -> None:
 
 def _generators(model) -> list:
     """(owner, generator) for the model's shuffling generator and each layer's own."""
+    from .layers.base import walk
+
     out = [(model, model._rng)] if model._rng is not None else []
-
-    def visit(layer):
-        made = getattr(layer, "_rng_made", None)
-        if made is not None:
-            out.append((layer, made))
-        for sub in layer.sublayers():
-            visit(sub)
-
-    for layer in model.layers:
-        visit(layer)
-    return out
+    made = [(layer, getattr(layer, "_rng_made", None)) for layer in walk(model.layers)]
+    return out + [(layer, g) for layer, g in made if g is not None]
 
 
 def _generator_states(model) -> list:
@@ -530,9 +523,10 @@ def _restore_generators(model, states) -> None:
 
     if model._rng is None:
         model._rng = new_generator()
-    for layer in model.layers:  # every layer's generator made, as it was when backed up
-        for sub in [layer, *layer.sublayers()]:
-            _ = getattr(sub, "_rng", None)
+    from .layers.base import walk
+
+    for layer in walk(model.layers):  # every layer's generator made, as when backed up
+        _ = getattr(layer, "_rng", None)
     owners = _generators(model)
     if len(owners) != len(states):
         raise ValueError("BackupAndRestore: the backup is of a model with other layers")

@@ -16,7 +16,7 @@ from . import layers as layers_mod
 from ._validate import float_dtype
 from .callbacks import History
 from .layers import InputLayer, Layer
-from .layers.base import as_input_shape, shape_str
+from .layers.base import as_input_shape, shape_str, walk
 from .saving import load_model, model_from_json
 from .training import TrainingLoop
 
@@ -99,18 +99,8 @@ class Sequential(TrainingLoop):
 
     def _leaf_params(self) -> dict:
         """{(layer, name): array} for every trainable parameter."""
-        out = {}
-
-        def visit(layer):
-            if layer.trainable:
-                for k, v in layer.params.items():
-                    out[(layer, k)] = v
-                for sub in layer.sublayers():
-                    visit(sub)
-
-        for layer in self.layers:
-            visit(layer)
-        return out
+        trainable = [lyr for lyr in walk(self.layers, lambda lyr: lyr.trainable) if lyr.trainable]
+        return {(layer, k): v for layer in trainable for k, v in layer.params.items()}
 
     def count_params(self) -> int:
         """The number of weights (scalars) in all layers."""

@@ -51,6 +51,14 @@ def add_grad(grads, key, g):
         grads[key] = g
 
 
+def walk(layers, enter=lambda layer: True):
+    """Each layer and, where enter(layer), its sublayers, depth first."""
+    for layer in layers:
+        yield layer
+        if enter(layer):
+            yield from walk(layer.sublayers(), enter)
+
+
 class Layer:
     """Base class: naming, lazy building, calling on arrays, weights and config."""
 
