@@ -131,20 +131,39 @@ class Sequential(TrainingLoop):
         return x
 
     def _forward(self, x, training):
-        mask, ctxs = None, []
-        for layer in self.layers:
+        mask, ctxs = None, _Contexts()
+        for i, layer in enumerate(self.layers):
             layer.ensure_built(x.shape)
             y, ctx = layer.forward(x, mask, training)
             mask = layer.compute_mask(x, mask)
             ctxs.append(ctx)
+            if layer.activity_regularizer is not None:
+                ctxs.activity[i] = y  # its penalty joins the loss (see _regularization)
             x = y
         return x, mask, ctxs
 
     def _backward(self, ctxs, dy, grads):
-        for layer, ctx in zip(reversed(self.layers), reversed(ctxs)):
-            dy = layer.backward(ctx, dy, grads)
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
+            if i in ctxs.activity:  # the activity penalty's gradient, per sample as Keras
+                y = ctxs.activity[i]
+                dy = dy + layer.activity_regularizer.gradient(y) / len(y)
+            dy = layer.backward(ctxs[i], dy, grads)
             if dy is None:
                 break
+
+    def _regularization(self, ctxs, grads=None) -> float:
+        """The penalties added to the loss: every layer's weight regularizers and, from the
+        forward pass `ctxs`, the activity regularizers (divided by the batch size, as Keras 3
+        does); their weight gradients go into `grads` when given."""
+        total = sum(layer.weight_penalty(grads) for layer in self.layers)
+        for i, y in ctxs.activity.items():
+            total += self.layers[i].activity_regularizer(y) / len(y)
+        return total
+
+    def _apply_constraints(self) -> None:
+        for layer in self.layers:
+            layer.apply_constraints()
 
     def __call__(self, x, training=False):
         """The model applied to x (no batching): `y = model(x)`."""
@@ -263,6 +282,15 @@ class Sequential(TrainingLoop):
         out += [line, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                 f"Non-trainable params: {total - trainable:,}"]  # fmt: skip
         print_fn("\n".join(out))
+
+
+class _Contexts(list):
+    """The layers' backward contexts of one forward pass, and the outputs of the layers with
+    an activity regularizer ({layer index: output})."""
+
+    def __init__(self):
+        super().__init__()
+        self.activity: dict = {}
 
 
 def _set_default_dtype(layer, dtype):

@@ -1,7 +1,8 @@
 """The training loop shared by models: compile, fit, evaluate, predict, and the progress bar.
 
 A model using it provides `_prepare_x(x)`, `_forward(x, training) -> (y, mask, ctxs)`,
-`_backward(ctxs, dy, grads)` and `_leaf_params()`; `TrainingLoop` turns those into Keras's
+`_backward(ctxs, dy, grads)`, `_leaf_params()`, `_regularization(ctxs, grads)` (penalties
+added to the loss) and `_apply_constraints()`; `TrainingLoop` turns those into Keras's
 `compile` / `fit` / `evaluate` / `predict`: batches, the loss and its gradient, the optimizer step,
 metrics, validation, callbacks and the progress bar.
 """
@@ -127,6 +128,7 @@ class TrainingLoop:
             stats, grads = dist.reduce_step(params, grads, stats, self.metrics_names)
         if training:
             self.optimizer.apply(self._leaf_params(), grads)
+            self._apply_constraints()
         return stats
 
     def _local_stats(self, x, y, training, sample_weight=None):
@@ -145,6 +147,7 @@ class TrainingLoop:
         grads: dict = {}
         if training:
             self._backward(ctxs, dpred, grads)
+        loss += self._regularization(ctxs, grads if training else None)
         stats = {"loss": (loss * count, count)}
         for m in self._metrics_for(y_pred):
             v = m.values(y, y_pred)

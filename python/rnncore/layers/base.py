@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, constraints, initializers, regularizers
 from .._validate import check_memory, float_dtype
 from ..utils import check_seed, new_generator
 
@@ -78,9 +78,25 @@ class Layer:
         if known is None or not known.__module__.startswith("rnncore."):
             LAYER_CLASSES[cls.__name__] = cls
 
-    def __init__(self, *, name=None, input_shape=None, dtype=None, trainable=True):
+    # Weights that regularizers and constraints may name: {role: parameter names}, so a
+    # layer takes `<role>_regularizer=` and `<role>_constraint=` (Keras's arguments).
+    weight_roles: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self, *, name=None, input_shape=None, dtype=None, trainable=True,
+                 activity_regularizer=None, **weight_options):  # fmt: skip
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name: expected a str, got {type(name).__name__}")
+        self.regularizers: dict = {}  # {role: Regularizer}
+        self.constraints: dict = {}  # {role: Constraint}
+        for key, value in weight_options.items():
+            role, _, kind = key.rpartition("_")
+            if role not in self.weight_roles or kind not in ("regularizer", "constraint"):
+                raise TypeError(f"{type(self).__name__}: unexpected keyword argument {key!r}")
+            if kind == "regularizer" and value is not None:
+                self.regularizers[role] = regularizers.get(value, key)
+            elif value is not None:
+                self.constraints[role] = constraints.get(value, key)
+        self.activity_regularizer = regularizers.get(activity_regularizer, "activity_regularizer")
         self.name = name or _auto_name(type(self).__name__)
         self.input_shape = None if input_shape is None else as_input_shape(input_shape)
         self.dtype = None if dtype is None else float_dtype(dtype)
@@ -247,6 +263,35 @@ class Layer:
         for s in self.sublayers():
             s.reset_states()
 
+    # ---- regularizers and constraints ----
+    def weight_penalty(self, grads=None) -> float:
+        """The regularizers' penalty of this layer's weights (its sublayers' too); adds their
+        gradients into `grads` when given (trainable layers only)."""
+        total = 0.0
+        for role, reg in self.regularizers.items():
+            for name in self.weight_roles[role]:
+                if name in self.params:
+                    total += reg(self.params[name])
+                    if grads is not None and self.trainable:
+                        add_grad(grads, (self, name), reg.gradient(self.params[name]))
+        return total + sum(sub.weight_penalty(grads) for sub in self.sublayers())
+
+    def apply_constraints(self) -> None:
+        """Projects each constrained weight (in Keras's layout) after an update."""
+        for role, constraint in self.constraints.items():
+            arrays = [self.params[n] for n in self.weight_roles[role] if n in self.params]
+            if arrays:
+                self._set_keras_weight(role, arrays, constraint(self._keras_weight(role, arrays)))
+        for sub in self.sublayers():
+            sub.apply_constraints()
+
+    def _keras_weight(self, role, arrays):
+        """The weight of `role` as Keras lays it out (here: as stored)."""
+        return arrays[0]
+
+    def _set_keras_weight(self, role, arrays, value) -> None:
+        np.copyto(arrays[0], value, casting="unsafe")
+
     # ---- config ----
     config_keys: tuple[str, ...] = ()
 
@@ -259,6 +304,12 @@ class Layer:
             cfg["input_shape"] = list(self.input_shape)
         for k in self.config_keys:
             cfg[k] = getattr(self, k)
+        for role, reg in self.regularizers.items():
+            cfg[f"{role}_regularizer"] = regularizers.serialize(reg)
+        for role, con in self.constraints.items():
+            cfg[f"{role}_constraint"] = constraints.serialize(con)
+        if self.activity_regularizer is not None:
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return cfg
 
     @classmethod
@@ -273,6 +324,8 @@ class Layer:
 class _KernelBiasLayer(Layer):
     """Base of the layers computing activation(x · kernel + bias) (Dense, Conv1D): their
     shared arguments, checked once, and their two weights."""
+
+    weight_roles = {"kernel": ("kernel",), "bias": ("bias",)}
 
     def _init_kernel_bias(self, activation, use_bias, kernel_initializer, bias_initializer,
                           seed):  # fmt: skip

@@ -108,6 +108,8 @@ class Flatten(Layer):
 class Embedding(Layer):
     """Integer ids (batch, time) -> vectors (batch, time, output_dim); mask_zero masks id 0."""
 
+    weight_roles = {"embeddings": ("embeddings",)}
+
     min_ndim = 1
     config_keys = ("input_dim", "output_dim", "embeddings_initializer", "mask_zero")
 

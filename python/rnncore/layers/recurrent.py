@@ -20,6 +20,10 @@ class _Recurrent(Layer):
 
     min_ndim = 3
     family = "rnn"  # the cell table's family (rnncore/_cells.py) this layer runs
+    # Keras's kernel, recurrent_kernel and bias: stored transposed as w_ih, w_hh (and the
+    # bias as b_ih, with b_hh for reset_after GRUs).
+    weight_roles = {"kernel": ("w_ih",), "recurrent": ("w_hh",), "bias": ("b_ih", "b_hh")}
+
     config_keys: tuple[str, ...] = (
         "units",
         "activation",
@@ -136,6 +140,20 @@ class _Recurrent(Layer):
 
     def _init_bias(self):
         pass
+
+    def _keras_weight(self, role, arrays):
+        # Constraints act on Keras's (inputs, gates) layout: our weights transposed. The gate
+        # blocks' order does not matter to them (they act per column or on whole rows).
+        if role == "bias":
+            return np.stack(arrays) if len(arrays) == 2 else arrays[0]
+        return arrays[0].T
+
+    def _set_keras_weight(self, role, arrays, value):
+        if role == "bias" and len(arrays) == 2:
+            for a, v in zip(arrays, value):
+                np.copyto(a, v, casting="unsafe")
+        else:
+            np.copyto(arrays[0], value.T if role != "bias" else value, casting="unsafe")
 
     def _from_keras_cols(self, a):  # [..., G*H] in Keras gate order -> PyTorch order
         H = self.units
