@@ -126,15 +126,16 @@ class DataParallel:
         """Rank 0's `obj` (a small picklable value made by rnncore, never a user file)."""
         return self.comm.bcast(obj, root=0)
 
-    def reduce_step(self, params: dict, grads: dict, stats: dict, names) -> tuple[dict, dict]:
-        """One training step's gradients and sums combined over the ranks.
+    def reduce_step(self, params: dict, grads: dict, stats: dict, layout) -> tuple[dict, dict]:
+        """One training step's gradients and totals combined over the ranks.
 
         Args:
             params: {key: parameter} of the model, the same keys and order on every rank
                 (empty when not training).
             grads: {key: gradient of this rank's mean loss}; empty when it had no samples.
-            stats: {name: (weighted sum, weight)} of this rank's batch share; empty if none.
-            names: The loss and metric names, "loss" first.
+            stats: {name: totals array} of this rank's batch share ("loss": [sum, weight]);
+                empty if it had none.
+            layout: [(name, floats in its totals)], "loss" first, the same on every rank.
 
         Returns:
             (stats summed over the ranks, gradients of the global batch's mean loss): each
@@ -142,19 +143,16 @@ class DataParallel:
             compute on the whole batch.
         """
         keys = list(params)
-        n = stats["loss"][1] if stats else 0.0
-        # float64 sums: which parameters have gradients, then (sum, weight) per name.
-        counts = np.zeros(len(keys) + 2 * len(names))
-        counts[: len(keys)] = [k in grads for k in keys]
-        for i, name in enumerate(names):
-            counts[len(keys) + 2 * i : len(keys) + 2 * i + 2] = stats.get(name, (0.0, 0.0))
+        n = float(stats["loss"][1]) if stats else 0.0
+        # float64 sums: which parameters have gradients, then every name's totals.
+        counts = np.concatenate([np.array([k in grads for k in keys], np.float64),
+                                 self._pack(stats, layout)])  # fmt: skip
         flat = self._flat_gradients(params, grads, n)
         if flat.size:
             self.sum_(flat)  # the gradient sums: the step's one large message
         self.sum_(counts)
-        sums = counts[len(keys) :].reshape(-1, 2)
-        total = sums[0, 1]
-        reduced = {name: (float(s), float(w)) for name, (s, w) in zip(names, sums)}
+        reduced = self._unpack(counts[len(keys) :], layout)
+        total = reduced["loss"][1]
         out, start = {}, 0
         for k, present in zip(keys, counts[: len(keys)]):
             size = params[k].size
@@ -162,6 +160,21 @@ class DataParallel:
                 out[k] = (flat[start : start + size] / total).reshape(params[k].shape)
             start += size
         return reduced, out
+
+    @staticmethod
+    def _pack(totals: dict, layout) -> np.ndarray:
+        """Every name's totals (zeros where this rank has none) in layout order."""
+        parts = [np.asarray(totals[name], np.float64).ravel() if name in totals else
+                 np.zeros(size) for name, size in layout]  # fmt: skip
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    @staticmethod
+    def _unpack(flat: np.ndarray, layout) -> dict:
+        out, start = {}, 0
+        for name, size in layout:
+            out[name] = flat[start : start + size].copy()
+            start += size
+        return out
 
     @staticmethod
     def _flat_gradients(params: dict, grads: dict, weight: float) -> np.ndarray:
@@ -175,11 +188,9 @@ class DataParallel:
             start += p.size
         return flat
 
-    def reduce_totals(self, totals: dict, names) -> dict:
-        """{name: (weighted sum, weight)} summed over the ranks (one small Allreduce)."""
-        sums = np.array([totals.get(name, (0.0, 0.0)) for name in names], np.float64)
-        self.sum_(sums.reshape(-1))
-        return {name: (float(s), float(w)) for name, (s, w) in zip(names, sums)}
+    def reduce_totals(self, totals: dict, layout) -> dict:
+        """{name: totals array} summed over the ranks (one small Allreduce)."""
+        return self._unpack(self.sum_(self._pack(totals, layout)), layout)
 
     def abort(self, error: BaseException) -> None:
         """Prints `error` with this rank and ends the whole job (never returns)."""

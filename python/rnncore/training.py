@@ -102,17 +102,43 @@ class TrainingLoop:
             raise ValueError("compile: a loss is required (e.g. loss='mse')")
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
-        self._metrics = list(metrics or [])  # names and functions, as given
-        for m in self._metrics:
-            metrics_mod.get(m, self.loss, 2)  # unknown names fail now, not mid-fit
-        self.metric_names = [metrics_mod.get(m, self.loss, 2).name for m in self._metrics]
+        self._metrics = list(metrics or [])  # names, functions and Metric objects, as given
+        # unknown names fail now, not mid-fit; these give each metric's totals and result
+        self._metric_objs = {}
+        for spec in self._metrics:
+            metric = metrics_mod.get(spec, self.loss, 2)
+            name, n = metric.name, 0
+            while name in self._metric_objs:  # a repeated name gets _1, _2, ... as in Keras
+                n += 1
+                name = f"{metric.name}_{n}"
+            metric.name = name
+            self._metric_objs[name] = metric
+        self.metric_names = list(self._metric_objs)
 
     def _require_compiled(self, what):
         if self.loss is None:
             raise RuntimeError(f"{what}: call compile(optimizer, loss) first")
 
     def _metrics_for(self, y_pred):
-        return [metrics_mod.get(m, self.loss, y_pred.shape[-1]) for m in self._metrics]
+        """The compiled metrics for these predictions ("accuracy" depends on the outputs)."""
+        out = []
+        for spec, name in zip(self._metrics, self._metric_objs):
+            metric = metrics_mod.get(spec, self.loss, y_pred.shape[-1])
+            metric.name = name
+            out.append(metric)
+        return out
+
+    def _stat_layout(self) -> list:
+        """[(name, floats in its totals)]: "loss", then each metric (for the reductions)."""
+        return [("loss", 2)] + [(name, m.size) for name, m in self._metric_objs.items()]
+
+    def _logs(self, totals: dict) -> dict:
+        """{name: value} from epoch totals: the mean loss, each metric's result."""
+        logs = {}
+        for name, sums in totals.items():
+            metric = self._metric_objs.get(name) if name != "loss" else None
+            logs[name] = metric.result(sums) if metric else float(sums[0] / max(sums[1], 1e-12))
+        return logs
 
     def _batch_stats(self, x, y, training, sample_weight=None):
         """Loss and metric sums for one batch; trains on it when `training`.
@@ -125,7 +151,7 @@ class TrainingLoop:
             stats, grads = self._local_stats(x, y, training, sample_weight)
         if dist is not None:
             params = self._leaf_params() if training else {}
-            stats, grads = dist.reduce_step(params, grads, stats, self.metrics_names)
+            stats, grads = dist.reduce_step(params, grads, stats, self._stat_layout())
         if training:
             self.optimizer.apply(self._leaf_params(), grads)
             self._apply_constraints()
@@ -148,11 +174,9 @@ class TrainingLoop:
         if training:
             self._backward(ctxs, dpred, grads)
         loss += self._regularization(ctxs, grads if training else None)
-        stats = {"loss": (loss * count, count)}
+        stats = {"loss": np.array([loss * count, count])}
         for m in self._metrics_for(y_pred):
-            v = m.values(y, y_pred)
-            w = masked if masked is not None and masked.shape == v.shape else np.ones_like(v)
-            stats[m.name] = (float((v * w).sum()), float(w.sum()))
+            stats[m.name] = m.sums(y, y_pred, masked)
         return stats, grads
 
     def fit(
@@ -341,14 +365,14 @@ class TrainingLoop:
         for b, (xb, yb, swb) in enumerate(train.epoch(self._rng)):
             stats = self._batch_stats(xb, yb, True, swb)
             _accumulate(totals, stats)
-            self._bar.update(b + 1, _means(totals))
+            self._bar.update(b + 1, self._logs(totals))
             for cb in cbs:
-                cb.on_train_batch_end(b, {"loss": _means(stats)["loss"]})
+                cb.on_train_batch_end(b, {"loss": self._logs(stats)["loss"]})
             if self.stop_training:
                 break
         if not totals:  # a generator that had nothing left: Keras stops training too
             self.stop_training = True
-        return _means(totals)
+        return self._logs(totals)
 
     def _evaluate_logs(self, source):
         dist = distribution_mod.distribution()
@@ -357,8 +381,8 @@ class TrainingLoop:
             if len(xb):
                 _accumulate(totals, self._local_stats(xb, yb, False, swb)[0])
         if dist is not None:
-            totals = dist.reduce_totals(totals, self.metrics_names)
-        return _means(totals)
+            totals = dist.reduce_totals(totals, self._stat_layout())
+        return self._logs(totals)
 
     def evaluate(self, x, y=None, batch_size=32, verbose=0, sample_weight=None, steps=None,
                  return_dict=False):  # fmt: skip
@@ -442,7 +466,7 @@ class TrainingLoop:
         if dist is not None and dist.auto_shard:  # this rank's share of the global batch
             share = dist.share(len(x))
             x, y, sw = x[share], y[share], None if sw is None else sw[share]
-        logs = _means(self._batch_stats(x, y, training, sw))
+        logs = self._logs(self._batch_stats(x, y, training, sw))
         return _returned(logs, return_dict)
 
     def predict_on_batch(self, x):
@@ -513,14 +537,9 @@ def _returned(logs: dict, return_dict: bool):
 
 
 def _accumulate(totals: dict, stats: dict) -> None:
-    """Adds a batch's {name: (weighted sum, weight)} into running totals of the same form."""
-    for k, (s, n) in stats.items():
-        ps, pn = totals.get(k, (0.0, 0.0))
-        totals[k] = (ps + s, pn + n)
-
-
-def _means(totals: dict) -> dict:
-    return {k: s / max(n, 1e-12) for k, (s, n) in totals.items()}
+    """Adds a batch's {name: totals array} into running totals of the same form."""
+    for k, sums in stats.items():
+        totals[k] = totals[k] + sums if k in totals else np.array(sums, np.float64)
 
 
 def _require_samples(name, x):
