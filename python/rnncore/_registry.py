@@ -33,6 +33,23 @@ class Registry:
             f"one of {tuple(self.names)}"
         )
 
+    def option(self, value: Any, argument: str) -> Any:
+        """A layer argument's instance (None stays None): an instance, a name, or a saved
+        `serialize` dict; otherwise a ValueError naming `argument` and the lower-case names."""
+        if value is None:
+            return None
+        try:
+            return self.deserialize(value) if isinstance(value, dict) else self.get(value)
+        except ValueError:
+            names = ", ".join(repr(n) for n in self.names if n.islower())
+            raise ValueError(
+                f"{argument}: expected {names} or a {self.kind}, got {value!r}"
+            ) from None
+
+    def serialize_option(self, obj: Any) -> dict | None:
+        """`serialize(obj)`, or None for None (an argument left unset)."""
+        return None if obj is None else self.serialize(obj)
+
     def serialize(self, obj: Any) -> dict:
         """`{"class_name", "config"}` of an instance, as model files store it."""
         return {"class_name": type(obj).__name__, "config": obj.get_config()}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "get", "serialize"]
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -62,29 +64,30 @@ class UnitNorm(Constraint):
         return {"axis": self.axis}
 
 
-_BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm, "MaxNorm": MaxNorm,
-            "NonNeg": NonNeg, "UnitNorm": UnitNorm}  # fmt: skip
+# The names users pass; a saved {"class_name", "config"} names the class itself.
+_REGISTRY = Registry(
+    "constraint",
+    Constraint,
+    {
+        "max_norm": MaxNorm,
+        "non_neg": NonNeg,
+        "unit_norm": UnitNorm,
+        "MaxNorm": MaxNorm,
+        "NonNeg": NonNeg,
+        "UnitNorm": UnitNorm,
+    },
+)
 
 
 def get(value, argument="constraint"):
-    """A Constraint from an instance, a name ("max_norm", "non_neg", "unit_norm"), a saved
-    config dict ({"class_name", "config"}), or None."""
-    if value is None or isinstance(value, Constraint):
-        return value
-    if isinstance(value, str) and value in _BY_NAME:
-        return _BY_NAME[value]()
-    if isinstance(value, dict) and value.get("class_name") in _BY_NAME:
-        return _BY_NAME[value["class_name"]](**dict(value.get("config") or {}))
-    raise ValueError(
-        f"{argument}: expected 'max_norm', 'non_neg', 'unit_norm' or a constraint, got {value!r}"
-    )
+    """A Constraint from an instance, a name, a saved config dict ({"class_name",
+    "config"}), or None; a ValueError naming `argument` otherwise."""
+    return _REGISTRY.option(value, argument)
 
 
 def serialize(value) -> dict | None:
     """{"class_name", "config"} of a constraint (None for None)."""
-    if value is None:
-        return None
-    return {"class_name": type(value).__name__, "config": value.get_config()}
+    return _REGISTRY.serialize_option(value)
 
 
 def __dir__():  # what tab completion and dir() show: the public names only

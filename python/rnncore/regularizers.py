@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "serialize"]
 
 
@@ -74,26 +76,23 @@ class L1L2(Regularizer):
         self.l1, self.l2 = _factor("l1", l1), _factor("l2", l2)
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
+# The names users pass; a saved {"class_name", "config"} names the class itself.
+_REGISTRY = Registry(
+    "regularizer",
+    Regularizer,
+    {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2},
+)
 
 
 def get(value, argument="regularizer"):
-    """A Regularizer from an instance, a name ("l1", "l2", "l1_l2"), a saved config dict
-    ({"class_name", "config"}), or None."""
-    if value is None or isinstance(value, Regularizer):
-        return value
-    if isinstance(value, str) and value in _BY_NAME:
-        return _BY_NAME[value]()
-    if isinstance(value, dict) and value.get("class_name") in _BY_NAME:
-        return _BY_NAME[value["class_name"]](**dict(value.get("config") or {}))
-    raise ValueError(f"{argument}: expected 'l1', 'l2', 'l1_l2' or a regularizer, got {value!r}")
+    """A Regularizer from an instance, a name, a saved config dict ({"class_name",
+    "config"}), or None; a ValueError naming `argument` otherwise."""
+    return _REGISTRY.option(value, argument)
 
 
 def serialize(value) -> dict | None:
     """{"class_name", "config"} of a regularizer (None for None)."""
-    if value is None:
-        return None
-    return {"class_name": type(value).__name__, "config": value.get_config()}
+    return _REGISTRY.serialize_option(value)
 
 
 def __dir__():  # what tab completion and dir() show: the public names only
