@@ -173,9 +173,6 @@ ID_MODELS = {  # token ids in: (batch, steps) in Python, (batch, steps, 1) float
     "embedding": lambda: rnncore.Sequential([rnncore.Input((10,)), L.Embedding(20, 4),
                                              L.GRU(3, return_sequences=True)]),
 }  # fmt: skip
-# Only recurrent layers (and copies, masks, lookups): the same kernels give the same bits.
-BIT_EXACT = {"lstm-gru-seq", "rnn-relu-last", "gru-before-backwards", "bidir-concat",
-             "bidir-mul-ave", "masking-backwards", "embedding-mask-zero", "embedding"}  # fmt: skip
 
 
 def _masked_inputs(seed=2):
@@ -199,10 +196,7 @@ def test_model_predict_equals_python(name, tmp_path):
     assert capi.model_input_features(c_model.handle) == 3
     assert capi.model_input_steps(c_model.handle) == 10
     got = c_model.predict(x)
-    if name in BIT_EXACT:
-        np.testing.assert_array_equal(got, want)
-    else:  # Dense: NumPy's matmul and the C loop round differently
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    np.testing.assert_array_equal(got, want)  # every layer runs the same compiled code
 
 
 @pytest.mark.parametrize("name", sorted(ID_MODELS))
@@ -266,10 +260,7 @@ def test_stream_steps_equal_the_python_step_loop(name, tmp_path):
             capi.stream_reset(stream)
             # a causal model's outputs at every step are its step-by-step outputs
             want = model.predict(x) if name == "causal-conv" else _python_stream(model, x)
-            if name == "lstm-gru-seq":
-                np.testing.assert_array_equal(got, want)  # the same stream kernels
-            else:
-                np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+            np.testing.assert_array_equal(got, want)  # the same kernels and row ops
     finally:
         capi.stream_free(stream)
 
@@ -374,7 +365,7 @@ def test_cmake_package_builds_and_runs_the_examples(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "100% tests passed" in done.stdout
     got = np.fromfile(data / "y_c.f32", np.float32).reshape(4, -1)
-    np.testing.assert_allclose(got, model.predict(x), rtol=2e-5, atol=2e-6)
+    np.testing.assert_array_equal(got, model.predict(x))  # same code, same bits
     streamed = np.fromfile(data / "frames_y_c.f32", np.float32).reshape(1, 12, -1)
     np.testing.assert_array_equal(streamed, _python_stream(stream_model, frames[None]))
     allocs = run(str(build / "stream_allocs"), str(data / "stream_model.rnncore"))

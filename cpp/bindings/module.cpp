@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "binding.h"
 #include "rnncore/kept_workspaces.h"
 #include "rnncore/layer.h"
 #include "rnncore/stream_state.h"
@@ -22,36 +23,7 @@ using rnncore::Dims;
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "(";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + (s.size() == 1 ? ",)" : ")");
-}
-
-// Data pointer of `obj` after checking it is a C-contiguous T array of exactly `shape`;
-// nullptr for None when `optional`.
-template <typename T>
-T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& shape,
-           bool optional = true) {
-  if (obj.is_none()) {
-    if (optional) return nullptr;
-    throw py::type_error(std::string(name) + ": expected an array, got None");
-  }
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + ": expected a numpy array");
-  auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().equal(py::dtype::of<T>()))  // equal: a dtype with metadata is still float
-    throw py::type_error(std::string(name) + ": expected dtype " +
-                         std::string(py::str(py::dtype::of<T>())) + ", got " +
-                         std::string(py::str(arr.dtype())));
-  if (!(arr.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-  std::vector<int64_t> got(arr.shape(), arr.shape() + arr.ndim());
-  if (got != shape)
-    throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
-                          shape_str(got));
-  return static_cast<T*>(const_cast<void*>(arr.data()));
-}
+using rnncore_bindings::checked;
 
 // A cell kind from rnncore._core.Cell or its integer code.
 Cell to_cell(const py::handle& cell) {
@@ -366,6 +338,7 @@ PYBIND11_MODULE(_core, m) {
         return rnncore::fma_peak_gflops(threads);
       },
       py::arg("threads"), "Measured float32 FMA peak (GFLOP/s) for the active instruction set.");
+  rnncore_bindings::bind_row_ops(m);
   bind_stream<float>(m, "Stream32");
   bind_stream<double>(m, "Stream64");
   m.def("build_info", &build_info);

@@ -1,7 +1,7 @@
 // Model files to runnable layers: the architecture JSON names each layer, its weights are the
 // file's tensors "<layer name>.<index>" in Keras's layout, converted here once to the kernels'
-// (PyTorch's) layout. Recurrent layers run the same kernels as Python; Dense and the
-// activations are computed here.
+// (PyTorch's) layout. Every layer runs the code Python's runs (the recurrent kernels,
+// rnncore/row_ops.h for Dense, Conv1D, LayerNormalization and the activations): the same bits.
 #include "model.h"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "json.h"
 #include "model_file.h"
 #include "rnncore/layer.h"
+#include "rnncore/row_ops.h"
 #include "rnncore/stream_state.h"
 
 namespace rnncore::capi {
@@ -81,53 +82,45 @@ class Weights {
   std::set<std::string> taken_;
 };
 
-// ---- activations (as rnncore/activations.py computes them) ----
+// ---- activations and dense products (rnncore/row_ops.h: the code Python's layers run) ----
 
-enum class Act { Linear, Relu, Tanh, Sigmoid, Softmax, Softplus, Elu };
-
-Act to_act(const Config& c, const std::string& key) {
-  static const std::map<std::string, Act> names = {
-      {"linear", Act::Linear},   {"relu", Act::Relu},       {"tanh", Act::Tanh},
-      {"sigmoid", Act::Sigmoid}, {"softmax", Act::Softmax}, {"softplus", Act::Softplus},
-      {"elu", Act::Elu}};
+Activation to_act(const Config& c, const std::string& key) {
+  static const std::map<std::string, Activation> names = {
+      {"linear", Activation::Linear},   {"relu", Activation::Relu},
+      {"tanh", Activation::Tanh},       {"sigmoid", Activation::Sigmoid},
+      {"softmax", Activation::Softmax}, {"softplus", Activation::Softplus},
+      {"elu", Activation::Elu}};
   const std::string name = c.text(key, "linear");
   auto it = names.find(name);
   if (it == names.end()) unsupported("layer '" + c.layer + "': activation '" + name + "'");
   return it->second;
 }
 
-// act over each row of n values, in place.
-void activate(Act act, float* a, int64_t rows, int64_t n) {
-  const int64_t total = rows * n;
-  switch (act) {
-    case Act::Linear: return;
-    case Act::Relu:
-      for (int64_t i = 0; i < total; ++i) a[i] = std::max(a[i], 0.0f);
-      return;
-    case Act::Tanh:
-      for (int64_t i = 0; i < total; ++i) a[i] = std::tanh(a[i]);
-      return;
-    case Act::Sigmoid:
-      for (int64_t i = 0; i < total; ++i) a[i] = 0.5f * (std::tanh(0.5f * a[i]) + 1.0f);
-      return;
-    case Act::Softplus:
-      for (int64_t i = 0; i < total; ++i)
-        a[i] = std::max(a[i], 0.0f) + std::log1p(std::exp(-std::fabs(a[i])));
-      return;
-    case Act::Elu:
-      for (int64_t i = 0; i < total; ++i) a[i] = a[i] > 0 ? a[i] : std::expm1(a[i]);
-      return;
-    case Act::Softmax:
-      for (int64_t r = 0; r < rows; ++r) {
-        float* row = a + r * n;
-        const float top = *std::max_element(row, row + n);
-        float sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - top));
-        for (int64_t j = 0; j < n; ++j) row[j] /= sum;
-      }
-      return;
+// y [rows, N] = act(x [rows, K] · kernel + bias), kernel [K, N] in Keras's layout, packed once
+// for the kernels' GEMM: what Python's Dense and Conv1D compute, with the same calls.
+class DenseProduct {
+ public:
+  DenseProduct(const std::vector<float>& kernel, std::vector<float> bias, int64_t K, int64_t N,
+               Activation act)
+      : K_(K), N_(N), act_(act), bias_(std::move(bias)) {
+    std::vector<float> w(size_t(K * N));  // [N, K]: the orientation pack_weights reads
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) w[size_t(n * K + k)] = kernel[size_t(k * N + n)];
+    packed_.resize(size_t(packed_weight_elems<float>(N, K)));
+    pack_weights<float>(w.data(), N, K, packed_.data());
   }
-}
+  void apply(const float* x, int64_t rows, float* y) const {
+    dense_forward<float>(rows, K_, N_, x, packed_.data(), bias_.empty() ? nullptr : bias_.data(),
+                         y);
+    apply_activation<float>(act_, y, rows, N_);
+  }
+
+ private:
+  int64_t K_, N_;
+  Activation act_;
+  std::vector<float> bias_;    // [N] or empty
+  std::vector<float> packed_;  // kernel packed by pack_weights
+};
 
 // A layer that maps each row on its own (Dense, Embedding, LayerNormalization) stepped for
 // B rows: its apply(x, rows, y) on one step's rows.
@@ -149,10 +142,11 @@ class RowsStep : public StepLayer {
 class Dense : public Layer {
  public:
   Dense(const Config& c, const std::string& weights_name, int64_t in, Weights& w)
-      : in_(in), units_(c.units("units")), act_(to_act(c, "activation")) {
-    kernel_ = w.take(weights_name + ".0", {in_, units_});  // [in, units]
-    if (c.flag("use_bias", true)) bias_ = w.take(weights_name + ".1", {units_});
-  }
+      : units_(c.units("units")),
+        product_(
+            w.take(weights_name + ".0", {in, units_}),  // [in, units]
+            c.flag("use_bias", true) ? w.take(weights_name + ".1", {units_}) : std::vector<float>{},
+            in, units_, to_act(c, "activation")) {}
   SampleShape output(const SampleShape& in) const override {
     SampleShape out = in;
     out.features = units_;
@@ -163,25 +157,12 @@ class Dense : public Layer {
     apply(x, B * (in.sequence ? in.steps : 1), y);
   }
   // y [rows, units] = act(x [rows, in] · kernel + bias)
-  void apply(const float* x, int64_t rows, float* y) const {
-    for (int64_t r = 0; r < rows; ++r) {
-      float* out = y + r * units_;
-      for (int64_t j = 0; j < units_; ++j) out[j] = 0.0f;
-      for (int64_t k = 0; k < in_; ++k) {
-        const float xk = x[r * in_ + k];
-        const float* wk = kernel_.data() + k * units_;
-        for (int64_t j = 0; j < units_; ++j) out[j] += xk * wk[j];
-      }
-      for (int64_t j = 0; j < units_ && !bias_.empty(); ++j) out[j] += bias_[j];
-    }
-    activate(act_, y, rows, units_);
-  }
+  void apply(const float* x, int64_t rows, float* y) const { product_.apply(x, rows, y); }
   std::unique_ptr<StepLayer> stepper(int64_t B, int64_t) const override;
 
  private:
-  int64_t in_, units_;
-  Act act_;
-  std::vector<float> kernel_, bias_;
+  int64_t units_;
+  DenseProduct product_;
 };
 
 // ---- recurrent layers ----
@@ -568,21 +549,8 @@ class LayerNorm : public Layer {
     apply(x, B * (in.sequence ? in.steps : 1), y);
   }
   void apply(const float* x, int64_t rows, float* y) const {
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* v = x + r * in_;
-      float* out = y + r * in_;
-      float mean = 0, var = 0;
-      for (int64_t j = 0; j < in_; ++j) mean += v[j];
-      mean /= float(in_);
-      for (int64_t j = 0; j < in_; ++j) var += (v[j] - mean) * (v[j] - mean);
-      var /= float(in_);
-      const float inv = 1.0f / std::sqrt(var + epsilon_);
-      for (int64_t j = 0; j < in_; ++j) {
-        out[j] = (v[j] - mean) * inv;
-        if (!gamma_.empty()) out[j] *= gamma_[j];
-        if (!beta_.empty()) out[j] += beta_[j];
-      }
-    }
+    layer_norm_rows<float>(x, rows, in_, gamma_.empty() ? nullptr : gamma_.data(),
+                           beta_.empty() ? nullptr : beta_.data(), epsilon_, y);
   }
   std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
 
@@ -601,15 +569,18 @@ std::unique_ptr<StepLayer> LayerNorm::stepper(int64_t B, int64_t in_features) co
 class Conv1D : public Layer {
  public:
   Conv1D(const Config& c, const std::string& weights_name, int64_t channels, Weights& w)
-      : C_(channels), F_(c.units("filters")), act_(to_act(c, "activation")) {
-    K_ = single(c, "kernel_size");
-    stride_ = single(c, "strides");
-    dilation_ = single(c, "dilation_rate");
-    padding_ = c.text("padding", "valid");
+      : C_(channels),
+        F_(c.units("filters")),
+        K_(single(c, "kernel_size")),
+        stride_(single(c, "strides")),
+        dilation_(single(c, "dilation_rate")),
+        padding_(c.text("padding", "valid")),
+        product_(
+            w.take(weights_name + ".0", {K_, C_, F_}),  // [k, C, F]: a [k*C, F] product
+            c.flag("use_bias", true) ? w.take(weights_name + ".1", {F_}) : std::vector<float>{},
+            K_ * C_, F_, to_act(c, "activation")) {
     if (padding_ != "valid" && padding_ != "causal" && padding_ != "same")
       c.bad("padding", "expected valid, causal or same");
-    kernel_ = w.take(weights_name + ".0", {K_, C_, F_});
-    if (c.flag("use_bias", true)) bias_ = w.take(weights_name + ".1", {F_});
   }
   SampleShape output(const SampleShape& in) const override {
     if (!in.sequence || in.features != C_)
@@ -620,38 +591,26 @@ class Conv1D : public Layer {
                    " steps is shorter than the kernel's span");
     return SampleShape{out, F_, true};
   }
+  // Every output step's taps gathered into a row of patches [B*out, k*C] (zeros where the
+  // padding is), then one product: the gather and the product Python's Conv1D does.
   void forward(const float* x, int64_t B, const SampleShape& in, const Mask&,
                float* y) const override {
     const int64_t T = in.steps;
     const auto [left, right, out] = geometry(T);
     (void)right;
+    std::vector<float> patches(size_t(B * out * K_ * C_), 0.0f);
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < out; ++t) {
-        float* a = y + (b * out + t) * F_;
-        for (int64_t f = 0; f < F_; ++f) a[f] = 0.0f;
+      for (int64_t t = 0; t < out; ++t)
         for (int64_t k = 0; k < K_; ++k) {
           const int64_t src = t * stride_ + k * dilation_ - left;  // the padded input's step
-          if (src < 0 || src >= T) continue;                       // zero padding
-          tap(x + (b * T + src) * C_, k, a);
+          if (src >= 0 && src < T)
+            std::copy_n(x + (b * T + src) * C_, C_, patches.data() + ((b * out + t) * K_ + k) * C_);
         }
-        finish(a, 1);
-      }
-  }
-  // a[F] += x[C] · kernel[k]
-  void tap(const float* xs, int64_t k, float* a) const {
-    for (int64_t ch = 0; ch < C_; ++ch) {
-      const float* wk = kernel_.data() + (k * C_ + ch) * F_;
-      for (int64_t f = 0; f < F_; ++f) a[f] += xs[ch] * wk[f];
-    }
-  }
-  void finish(float* a, int64_t rows) const {
-    for (int64_t r = 0; r < rows && !bias_.empty(); ++r)
-      for (int64_t f = 0; f < F_; ++f) a[r * F_ + f] += bias_[f];
-    activate(act_, a, rows, F_);
+    product_.apply(patches.data(), B * out, y);
   }
   std::unique_ptr<StepLayer> stepper(int64_t B, int64_t in_features) const override;
 
-  int64_t C_, F_, K_ = 1, stride_ = 1, dilation_ = 1;
+  int64_t C_, F_, K_, stride_, dilation_;
 
  private:
   static int64_t single(const Config& c, const std::string& key) {  // an int or [int]
@@ -672,8 +631,9 @@ class Conv1D : public Layer {
   }
 
   std::string padding_;
-  Act act_;
-  std::vector<float> kernel_, bias_;  // [k, C, F], [F]
+
+ public:
+  DenseProduct product_;  // patches [rows, k*C] -> [rows, F]
 };
 
 // A causal Conv1D step by step: the last span inputs kept in a ring, nothing allocated.
@@ -683,22 +643,20 @@ class Conv1DStep : public StepLayer {
       : conv_(conv), B_(B), span_((conv.K_ - 1) * conv.dilation_ + 1) {
     out_features = conv.F_;
     history_.assign(size_t(B * span_ * conv.C_), 0.0f);
+    patches_.resize(size_t(B * conv.K_ * conv.C_));
   }
   void step(const float* x, float* y) override {
-    const int64_t C = conv_.C_;
+    const int64_t C = conv_.C_, KC = conv_.K_ * C;
     newest_ = (newest_ + 1) % span_;
     for (int64_t b = 0; b < B_; ++b)
       std::copy_n(x + b * C, C, history_.data() + (b * span_ + newest_) * C);
-    for (int64_t b = 0; b < B_; ++b) {
-      float* a = y + b * conv_.F_;
-      std::fill(a, a + conv_.F_, 0.0f);
+    for (int64_t b = 0; b < B_; ++b)
       for (int64_t k = 0; k < conv_.K_; ++k) {  // tap k reads the input span-1-k*d steps ago
         const int64_t back = span_ - 1 - k * conv_.dilation_;
         const int64_t slot = ((newest_ - back) % span_ + span_) % span_;
-        conv_.tap(history_.data() + (b * span_ + slot) * C, k, a);
+        std::copy_n(history_.data() + (b * span_ + slot) * C, C, patches_.data() + b * KC + k * C);
       }
-    }
-    conv_.finish(y, B_);
+    conv_.product_.apply(patches_.data(), B_, y);
   }
   void reset() override {
     std::fill(history_.begin(), history_.end(), 0.0f);
@@ -709,6 +667,7 @@ class Conv1DStep : public StepLayer {
   const Conv1D& conv_;  // alive as long as the stream: it holds its model
   int64_t B_, span_, newest_ = 0;
   std::vector<float> history_;  // [B, span, C]: the last span inputs, a ring
+  std::vector<float> patches_;  // [B, k*C]: this step's taps, as Conv1D::forward gathers them
 };
 
 std::unique_ptr<StepLayer> Conv1D::stepper(int64_t B, int64_t) const {

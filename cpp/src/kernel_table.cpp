@@ -16,8 +16,8 @@ namespace {
 
 template <typename T>
 constexpr TypedKernels<T> typed_kernels() {
-  return {&layer_forward<T>, &layer_backward<T>, &stream_step<T>, &packed_weight_elems<T>,
-          &pack_weights<T>};
+  return {&layer_forward<T>,       &layer_backward<T>, &stream_step<T>,
+          &packed_weight_elems<T>, &pack_weights<T>,   &dense_forward<T>};
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "isa.h"
 #include "rnncore/layer.h"
+#include "rnncore/row_ops.h"
 
 namespace rnncore {
 
@@ -119,6 +120,12 @@ void pack_weights(const T* w, int64_t N, int64_t K, T* out) {
   kernels().typed<T>().pack_weights(w, N, K, out);
 }
 
+template <typename T>
+void dense_forward(int64_t rows, int64_t K, int64_t N, const T* x, const T* w_packed, const T* bias,
+                   T* y) {
+  kernels().typed<T>().dense_forward(rows, K, N, x, w_packed, bias, y);
+}
+
 double fma_peak_gflops(int threads) {
   return kernels().fma_peak_gflops(threads);
 }
@@ -137,6 +144,10 @@ template int64_t packed_weight_elems<float>(int64_t, int64_t);
 template int64_t packed_weight_elems<double>(int64_t, int64_t);
 template void pack_weights<float>(const float*, int64_t, int64_t, float*);
 template void pack_weights<double>(const double*, int64_t, int64_t, double*);
+template void dense_forward<float>(int64_t, int64_t, int64_t, const float*, const float*,
+                                   const float*, float*);
+template void dense_forward<double>(int64_t, int64_t, int64_t, const double*, const double*,
+                                    const double*, double*);
 template void layer_forward<float>(Cell, const Dims&, const ForwardArgs<float>&);
 template void layer_forward<double>(Cell, const Dims&, const ForwardArgs<double>&);
 template void layer_backward<float>(Cell, const Dims&, const BackwardArgs<float>&);

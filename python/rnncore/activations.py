@@ -1,11 +1,15 @@
 """Element-wise activations for Dense/Conv1D/TimeDistributed: forward and its gradient.
 
-Each activation's backward needs only the forward input `a` and output `y`.
+The forward runs compiled (`_core.activate`, the code the C runtime runs, so a model gives
+the same bits from Python and C); each backward needs only the forward input `a` and output
+`y`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from . import _core
 
 __all__ = ["get"]
 
@@ -27,7 +31,7 @@ def _elu(a):
     return np.where(a > 0, a, np.expm1(np.minimum(a, 0)))
 
 
-# name -> (forward(a), backward(a, y, dy))
+# name -> (forward(a), backward(a, y, dy)); the order is _core.activate's codes.
 _TABLE = {
     "linear": (lambda a: a, lambda a, y, dy: dy),
     "relu": (lambda a: np.maximum(a, 0), lambda a, y, dy: dy * (a > 0)),
@@ -38,6 +42,7 @@ _TABLE = {
     "elu": (_elu, lambda a, y, dy: dy * np.where(a > 0, 1, y + 1)),
 }
 NAMES = tuple(_TABLE)
+_COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Activation:
@@ -46,9 +51,15 @@ class Activation:
     def __init__(self, name):
         self.name = name
         self._forward, self._backward = _TABLE[name]
+        self._code = NAMES.index(name)
 
-    def __call__(self, a):
-        return self._forward(a)
+    def __call__(self, a, in_place=False):
+        """act(a); with `in_place`, a itself (C-contiguous float32/float64) is overwritten."""
+        if a.dtype not in _COMPILED or a.size == 0 or a.ndim == 0:
+            return self._forward(a)
+        y = a if in_place and a.flags.c_contiguous else np.array(a, order="C")
+        _core.activate(y.reshape(-1, y.shape[-1]), self._code)
+        return y
 
     def backward(self, a, y, dy):
         return self._backward(a, y, dy)

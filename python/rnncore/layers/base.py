@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import activations, constraints, initializers, regularizers
+from .. import _core, activations, constraints, initializers, regularizers
 from .._validate import check_memory, float_dtype
 from ..utils import check_seed, new_generator
 
@@ -41,6 +41,19 @@ def _auto_name(cls_name: str) -> str:
 def shape_str(shape) -> str:
     """A shape as Keras prints it: `(None, 50, 1)`."""
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+def dense(x, kernel, bias):
+    """bias + x · kernel over x's last axis, on the compiled kernels' GEMM.
+
+    The C runtime computes Dense and Conv1D with the same code, so both give the same bits.
+    x is cast to the kernel's dtype; kernel is [features, units], bias [units] or None.
+    """
+    features, units = kernel.shape
+    rows = np.ascontiguousarray(x.reshape(-1, features), dtype=kernel.dtype)
+    b = None if bias is None else np.ascontiguousarray(bias, dtype=kernel.dtype)
+    a = _core.dense(rows, np.ascontiguousarray(kernel.T), b)
+    return a.reshape(x.shape[:-1] + (units,))
 
 
 def add_grad(grads, key, g):

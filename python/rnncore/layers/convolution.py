@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive_int
-from .base import _KernelBiasLayer, add_grad
+from .base import _KernelBiasLayer, add_grad, dense
 
 
 class Conv1D(_KernelBiasLayer):
@@ -94,10 +94,11 @@ class Conv1D(_KernelBiasLayer):
         xp = np.pad(x, ((0, 0), (left, right), (0, 0)))  # [B, left+T+right, C]
         cols = np.stack([xp[:, sl] for sl in self._taps(out)], axis=2)  # [B, out, k, C]
         k = self.kernel_size
-        a = cols.reshape(B, out, k * C) @ self.params["kernel"].reshape(k * C, self.filters)
-        if self.use_bias:
-            a = a + self.params["bias"]
-        y = self._act(a)
+        kernel = self.params["kernel"].reshape(k * C, self.filters)
+        a = dense(
+            cols.reshape(B, out, k * C), kernel, self.params["bias"] if self.use_bias else None
+        )
+        y = self._act(a, in_place=not training)  # training keeps a for backward
         return y, ((cols, a, y, xp.shape, left, T) if training else None)
 
     def backward(self, ctx, dy, grads):

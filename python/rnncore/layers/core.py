@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import integer_ids, positive_int, unit_rate
-from .base import Layer, _KernelBiasLayer, add_grad
+from .base import Layer, _KernelBiasLayer, add_grad, dense
 
 
 class Dense(_KernelBiasLayer):
@@ -39,10 +39,8 @@ class Dense(_KernelBiasLayer):
 
     def forward(self, x, mask, training):
         """activation(x · kernel + bias) over the last axis."""
-        a = x @ self.params["kernel"]
-        if self.use_bias:
-            a = a + self.params["bias"]
-        y = self._act(a)
+        a = dense(x, self.params["kernel"], self.params["bias"] if self.use_bias else None)
+        y = self._act(a, in_place=not training)  # training keeps a for backward
         return y, ((x, a, y) if training else None)
 
     def backward(self, ctx, dy, grads):

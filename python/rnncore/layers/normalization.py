@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
+from .. import _core, initializers
 from .base import Layer, add_grad
 
 
@@ -36,11 +36,8 @@ class LayerNormalization(Layer):
 
     def forward(self, x, mask, training):
         """gamma · (x - mean) / sqrt(var + epsilon) + beta over the last axis."""
-        xhat, inv = _normalize(x, self.epsilon)
-        y = xhat * self.params["gamma"] if self.scale else xhat
-        if self.center:
-            y = y + self.params["beta"]
-        return y, ((xhat, inv) if training else None)
+        y = _layer_norm(x, self.params.get("gamma"), self.params.get("beta"), self.epsilon)
+        return y, (_normalize(x, self.epsilon) if training else None)
 
     def backward(self, ctx, dy, grads):
         """Gradients of gamma, beta and x."""
@@ -52,6 +49,15 @@ class LayerNormalization(Layer):
             add_grad(grads, (self, "gamma"), flat(dy * xhat).sum(axis=0))
             dy = dy * self.params["gamma"]
         return _normalize_backward(dy, xhat, inv)
+
+
+def _layer_norm(x, gamma, beta, epsilon):
+    """gamma · (x - mean) / sqrt(var + epsilon) + beta over the last axis, compiled: the code
+    the C runtime runs, so both give the same bits (gamma, beta None for 1 and 0)."""
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=dtype)
+    cast = lambda v: None if v is None else np.ascontiguousarray(v, dtype=dtype)  # noqa: E731
+    return _core.layer_norm(rows, cast(gamma), cast(beta), epsilon).reshape(x.shape)
 
 
 def _normalize(x, epsilon):
