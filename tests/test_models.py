@@ -175,7 +175,7 @@ def test_save_load_round_trip(tmp_path):
         ]
     )
     ids = np.random.default_rng(0).integers(0, 12, (5, 6))
-    path = tmp_path / "any name.bin"
+    path = tmp_path / "any name.rnncore"
     model.save(path)
     loaded = load_model(path)
     assert [type(a) for a in loaded.layers] == [type(a) for a in model.layers]
@@ -191,7 +191,7 @@ def test_callbacks_early_stopping_checkpoint_scheduler_nan(tmp_path):
     x, y = rng.standard_normal((40, 5, 2)), rng.standard_normal((40, 1))
     model = rnncore.Sequential([L.SimpleRNN(4, input_shape=(5, 2)), L.Dense(1)])
     model.compile(rnncore.optimizers.SGD(0.01), "mse")
-    ckpt = tmp_path / "best.model"
+    ckpt = tmp_path / "best.rnncore"
     seen = []
     h = model.fit(
         x, y, epochs=30, verbose=0, validation_data=(x, -y),  # val diverges: early stop

@@ -122,7 +122,7 @@ def _write_raw(path, header: dict, data: bytes, header_len=None):
 
 def _saved(tmp_path):
     m = _model()
-    path = tmp_path / "model.rnn"
+    path = tmp_path / "model.rnncore"
     m.save(path)
     return m, path
 
@@ -215,4 +215,4 @@ def test_a_failed_save_leaves_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         m.save(path)
     assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["model.rnn"]
+    assert sorted(os.listdir(tmp_path)) == ["model.rnncore"]

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 
+from . import saving
+
 __all__ = [
     "BackupAndRestore",
     "CSVLogger",
@@ -161,6 +163,9 @@ class ModelCheckpoint(_Monitor):
         mode="auto",
     ):
         super().__init__(monitor, mode, 0)
+        # a wrong extension fails here, as in Keras, not after the first epoch's training
+        saving.file_kind(filepath, ("rnncore", "weights.h5") if save_weights_only
+                         else ("rnncore", "keras"), "ModelCheckpoint")  # fmt: skip
         self.filepath, self.verbose = str(filepath), verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
 

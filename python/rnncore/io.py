@@ -215,7 +215,9 @@ def _assign_keras_groups(model, path, h5py):
             group = _child(groups, key, "layers", h5py)
             layer.set_weights(_read_layer_weights(layer, group, f"layers/{key}", h5py))
             loaded.add(key)
-        extra = sorted(set(groups) - loaded)
+        extra = sorted(key for key in set(groups) - loaded  # Keras keeps empty groups for
+                       if _group_datasets(_child(groups, key, "layers", h5py),  # Dropout & co
+                                          f"layers/{key}", h5py))  # fmt: skip
         if extra:
             raise ValueError(f"path: the file has layers the model lacks: {extra}")
 

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from . import distribution, saving
+from . import _keras_files, distribution, io, saving
 from . import layers as layers_mod
 from ._validate import float_dtype
 from .callbacks import History
@@ -233,16 +233,55 @@ class Sequential(TrainingLoop):
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def save(self, path) -> None:
-        """One safetensors file: the weights (Keras layout) plus the architecture as JSON.
+        """Writes the model, atomically, in the format its extension names.
 
-        Under a DataParallel only rank 0 writes (every rank holds the same weights)."""
+        `.rnncore` (or `.safetensors`): rnncore's own file, weights (Keras layout) plus the
+        architecture and compile settings. `.keras`: a Keras 3 archive that
+        `keras.models.load_model` opens (h5py needed; compile settings are not kept).
+        Under a DataParallel only rank 0 writes (every rank holds the same weights).
+
+        Args:
+            path: Where to write; its extension picks the format.
+
+        Raises:
+            ValueError: another extension (the message lists these).
+        """
+        kind = saving.file_kind(path, ("rnncore", "keras"), "save")
         if distribution.is_writer():
-            saving.save_model(self, path)
+            if kind == "keras":
+                _keras_files.save_keras_model(self, path)
+            else:
+                saving.save_model(self, path)
 
-    save_weights = save
+    def save_weights(self, path) -> None:
+        """Writes the weights, atomically, in the format its extension names.
+
+        `.weights.h5`: Keras 3's layout, which Keras's `load_weights` reads (h5py needed).
+        `.rnncore` (or `.safetensors`): rnncore's own file, as `save` writes it.
+
+        Args:
+            path: Where to write; its extension picks the format.
+
+        Raises:
+            ValueError: another extension (the message lists these).
+        """
+        kind = saving.file_kind(path, ("rnncore", "weights.h5"), "save_weights")
+        if distribution.is_writer():
+            if kind == "weights.h5":
+                _keras_files.save_keras_weights(self, path)
+            else:
+                saving.save_model(self, path)
 
     def load_weights(self, path) -> None:
-        """Weights from a file written by save()/save_weights() for this architecture."""
+        """Weights for this architecture from a file `save`/`save_weights` wrote, or from
+        a Keras 3 `.keras` / `.weights.h5` file of the same layers.
+
+        Args:
+            path: The file; Keras files are recognised by their contents.
+        """
+        if saving.is_zip_or_hdf5(path):
+            io.load_keras_weights(self, path)
+            return
         tensors, _ = saving.read_model_file(path)
         saving.assign_tensors(self, path, tensors)
 

@@ -6,6 +6,7 @@ any weight changes.
 from __future__ import annotations
 
 import json
+import os
 
 from . import _safetensors
 from . import layers as layers_mod
@@ -13,8 +14,8 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._version import __version__
 
-__all__ = ["FILE_FORMAT", "assign_tensors", "load_model", "model_from_json", "read_model_file",
-           "save_model"]  # fmt: skip
+__all__ = ["FILE_FORMAT", "assign_tensors", "file_kind", "is_zip_or_hdf5", "load_model",
+           "model_from_json", "read_model_file", "save_model"]  # fmt: skip
 
 FILE_FORMAT = "rnncore.sequential/1"
 
@@ -78,11 +79,37 @@ def assign_tensors(model, path, tensors) -> None:
         layer.set_weights([tensors[f"{layer.name}.{j}"] for j in range(n)])
 
 
+# The formats a path's extension picks, and their extensions.
+_EXTENSIONS = {"rnncore": (".rnncore", ".safetensors"), "keras": (".keras",),
+               "weights.h5": (".weights.h5",)}  # fmt: skip
+
+
+def file_kind(path, kinds, method) -> str:
+    """Which of `kinds` (keys of _EXTENSIONS) `path`'s extension names; a ValueError listing
+    the extensions `method` writes otherwise (never a file in one format under another's name)."""
+    name = os.fspath(path).lower()
+    for kind in kinds:
+        if name.endswith(_EXTENSIONS[kind]):
+            return kind
+    supported = ", ".join(ext for kind in kinds for ext in _EXTENSIONS[kind])
+    raise ValueError(f"path: {method} writes {supported} files; got {os.fspath(path)!r}")
+
+
+def is_zip_or_hdf5(path) -> bool:
+    """Whether `path` starts like a Keras file (a .keras zip or an HDF5 .weights.h5)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False  # the reader that follows says what is wrong
+    return head.startswith((b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"))
+
+
 _LOOKS_LIKE = (  # (leading bytes, what such a file is, what to do with it)
-    (b"PK\x03\x04", "a zip archive, such as a Keras .keras file",
-     "rnncore.io.load_keras_weights reads Keras files"),
+    (b"PK\x03\x04", "a zip archive, but not a Keras .keras file",
+     "rnncore.models.load_model reads .keras files"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file, such as Keras .weights.h5",
-     "rnncore.io.load_keras_weights reads Keras files"),
+     "model.load_weights reads Keras weight files"),
     (b"\x80", "a Python pickle (a torch or joblib file?)", "rnncore never unpickles model files"),
     (b"\x08", "an ONNX model (protobuf)", "ONNX Runtime runs ONNX files"),
 )  # fmt: skip
@@ -99,6 +126,17 @@ def _looks_like(path) -> str:
         if head.startswith(magic):
             return f"; it looks like {kind} ({advice})"
     return ""
+
+
+def _is_keras_archive(path) -> bool:
+    """A zip holding config.json: what Keras's model.save writes."""
+    try:
+        import zipfile
+
+        with zipfile.ZipFile(path) as zf:
+            return "config.json" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def read_model_file(path):
@@ -141,7 +179,12 @@ def model_from_json(text, where=""):
 
 
 def load_model(path):
-    """A model saved by `model.save(path)`: architecture rebuilt, weights checked and loaded."""
+    """A model saved by `model.save(path)`, or a Keras 3 `.keras` file of a Sequential model:
+    architecture rebuilt, weights checked and loaded (compiled as saved, for rnncore files)."""
+    if _is_keras_archive(path):
+        from ._keras_files import load_keras_model
+
+        return load_keras_model(path)
     tensors, metadata = read_model_file(path)
     model = model_from_json(metadata.get("architecture"), where=f"{path}: ")
     assign_tensors(model, path, tensors)

@@ -22,7 +22,7 @@ class LayerNormalization(Layer):
     config_keys = ("epsilon", "center", "scale")
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
-        if axis not in (-1,):
+        if axis not in (-1, [-1], (-1,)):  # Keras saves the axis as a list
             raise NotImplementedError(f"LayerNormalization: axis must be -1, got {axis!r}")
         super().__init__(**kwargs)
         self.epsilon, self.center, self.scale = _epsilon(epsilon), bool(center), bool(scale)
