@@ -146,3 +146,19 @@ def test_a_huge_config_is_refused_cheaply(tmp_path):
         zf.writestr("model.weights.h5", b"")
     with pytest.raises(ValueError, match="config.json is larger than any architecture"):
         rnncore.models.load_model(path)
+
+
+def test_input_batch_size_is_kept_everywhere(tmp_path, capsys):
+    keras = _keras()
+    model = rnncore.Sequential([rnncore.Input((5, 2), batch_size=4), L.LSTM(3)])
+    model.summary()
+    assert "(4, 3)" in capsys.readouterr().out
+    assert rnncore.models.model_from_json(model.to_json()).batch_size == 4
+    model.save(tmp_path / "m.rnncore")
+    assert rnncore.models.load_model(tmp_path / "m.rnncore").batch_size == 4
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").input_shape == (4, 5, 2)
+    assert rnncore.models.load_model(tmp_path / "m.keras").batch_size == 4
+    assert rnncore.Input(batch_shape=(8, 3, 2)).get_config()["batch_size"] == 8
+    with pytest.raises(ValueError, match="batch_size: expected a positive int, got 0"):
+        rnncore.Input((3,), batch_size=0)

@@ -53,9 +53,11 @@ def _snake(name):
 def _to_keras_spec(spec):
     """One layer's rnncore spec as Keras serializes it (wrapped layers too)."""
     cfg = {k: v for k, v in spec["config"].items() if k != "input_shape"}
-    for key in ("layer", "backward_layer"):
+    for key in ("layer", "backward_layer", "cell"):
         if isinstance(cfg.get(key), dict):
             cfg[key] = _to_keras_spec(cfg[key])
+    if isinstance(cfg.get("cells"), list):
+        cfg["cells"] = [_to_keras_spec(c) for c in cfg["cells"]]
     return {"module": "keras.layers", "class_name": spec["class_name"], "config": cfg,
             "registered_name": None}  # fmt: skip
 
@@ -70,7 +72,7 @@ def keras_architecture(model) -> dict:
             raise ValueError(f"{layer.name}: {name} has no Keras counterpart; save it as "
                              "'.rnncore' instead")  # fmt: skip
     dtype = model.dtype.name if model.dtype is not None else "float32"
-    shape = [None, *model.built_input_shape]
+    shape = [model.batch_size, *model.built_input_shape]
     first = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
              "config": {"batch_shape": shape, "dtype": dtype, "sparse": False,
                         "name": "input_layer"}}  # fmt: skip
@@ -82,16 +84,29 @@ def keras_architecture(model) -> dict:
             "build_config": {"input_shape": shape}, "compile_config": None}  # fmt: skip
 
 
+def _write_vars(group, name, weights):
+    """weights as group/vars/0, 1, ... (Keras names the vars group after its owner)."""
+    own = group.create_group("vars")
+    own.attrs["name"] = name
+    for i, w in enumerate(weights):
+        own.create_dataset(str(i), data=w)
+
+
 def _write_layer(group, layer):
     """`layer`'s weights into its Keras group: vars, or a cell's, or the wrapped layers'."""
     kind = type(layer).__name__
     own = group.create_group("vars")
     own.attrs["name"] = layer.name
     if kind in _RECURRENT:
-        cell = group.create_group("cell").create_group("vars")
-        cell.attrs["name"] = _snake(kind) + "_cell"
-        for i, w in enumerate(layer.get_weights()):
-            cell.create_dataset(str(i), data=w)
+        _write_vars(group.create_group("cell"), _snake(kind) + "_cell", layer.get_weights())
+    elif kind == "RNN" and isinstance(layer.cell, layers_mod.StackedRNNCells):
+        cell = group.create_group("cell")
+        cell.create_group("vars")
+        cells = cell.create_group("cells")
+        for name, sub in zip(layer.cell.keras_names(), layer.sublayers()):
+            _write_vars(cells.create_group(name), name, sub.get_weights())
+    elif kind == "RNN":
+        _write_vars(group.create_group("cell"), layer.cell.keras_name(), layer.get_weights())
     elif kind == "Bidirectional":
         forward, backward = layer.sublayers()
         _write_layer(group.create_group("forward_layer"), forward)
@@ -173,13 +188,24 @@ def _accepted(cls) -> set:
     return keys - {"self"}
 
 
+_CELLS = {"SimpleRNNCell": layers_mod.SimpleRNNCell, "LSTMCell": layers_mod.LSTMCell,
+          "GRUCell": layers_mod.GRUCell}  # fmt: skip
+
+
 def _from_keras_spec(spec, where):
-    """One Keras layer spec as rnncore's (wrapped layers too); ValueError for a malformed
-    spec or an option rnncore's layer lacks (named, with its value)."""
+    """One Keras layer (or cell) spec as rnncore's (wrapped layers and cells too); ValueError
+    for a malformed spec or an option rnncore's layer lacks (named, with its value)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise ValueError(f"{where}: expected a layer {{class_name, config}}, got {spec!r:.200}")
     kind = spec.get("class_name")
-    cls = layers_mod.LAYER_CLASSES.get(str(kind))
+    if kind == "StackedRNNCells":
+        cells = spec["config"].get("cells")
+        if not isinstance(cells, list):
+            raise ValueError(f"{where}: StackedRNNCells without a cell list")
+        return {"class_name": kind, "config": {"cells": [_from_keras_spec(c, where)
+                                                         for c in cells]}}  # fmt: skip
+    cell = _CELLS.get(str(kind))
+    cls = cell.layer_class if cell else layers_mod.LAYER_CLASSES.get(str(kind))
     if cls is None:
         raise ValueError(f"{where}: rnncore has no {kind!r} layer")
     accepted = _accepted(cls)
@@ -194,7 +220,7 @@ def _from_keras_spec(spec, where):
         elif key not in _KERAS_ONLY and key not in _KERAS_DEFAULTS:
             raise ValueError(f"{where}: {kind} {spec['config'].get('name')!r}: unknown "
                              f"option {key!r}")  # fmt: skip
-    for key in ("layer", "backward_layer"):
+    for key in ("layer", "backward_layer", "cell"):
         if isinstance(spec["config"].get(key), dict):
             cfg[key] = _from_keras_spec(spec["config"][key], where)
     return {"class_name": kind, "config": cfg}
@@ -235,21 +261,22 @@ def load_keras_model(path):
     specs = cfg.get("layers")
     if not isinstance(specs, list):
         raise ValueError(f"{where}: config.json has no layer list")
-    input_shape = None
+    input_shape = batch_size = None
     ours = []
     for spec in specs:
         if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
             shape = (spec.get("config") or {}).get("batch_shape")
             if not isinstance(shape, list) or len(shape) < 2:
                 raise ValueError(f"{where}: InputLayer without a batch_shape")
-            input_shape = shape[1:]
+            input_shape, batch_size = shape[1:], shape[0]
             continue
         ours.append(_from_keras_spec(spec, where))
     if input_shape is None:
         build = (arch.get("build_config") or {}).get("input_shape")
         input_shape = build[1:] if isinstance(build, list) and len(build) > 1 else None
     dtype = _plain(cfg.get("dtype"))
-    ours_cfg = {"name": cfg.get("name", "sequential"), "layers": ours, "input_shape": input_shape,
+    ours_cfg = {"name": cfg.get("name", "sequential"), "layers": ours,
+                "input_shape": input_shape, "batch_size": batch_size,
                 "dtype": dtype if dtype in ("float32", "float64") else None}  # fmt: skip
     text = json.dumps({"class_name": "Sequential", "config": ours_cfg})
     model = model_from_json(text, where=f"{where}: ")

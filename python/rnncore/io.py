@@ -79,6 +79,7 @@ _KERAS_GROUP = {
     "Dense": "dense",
     "Conv1D": "conv1d",
     "LayerNormalization": "layer_normalization",
+    "RNN": "rnn",
 }
 _WEIGHTLESS = (L.InputLayer, L.Dropout, L.Flatten, L.Masking)
 _SUBGROUP_ORDER = ("cell", "layer", "forward_layer", "backward_layer")
@@ -110,10 +111,11 @@ def _checked_dataset(obj, where, h5py):
     return obj
 
 
-def _group_datasets(group, where, h5py, depth=0, seen=None):
+def _group_datasets(group, where, h5py, depth=0, seen=None, cells=()):
     """A Keras layer group's weight datasets in get_weights() order: its own vars by index,
-    then the sub-layers' (the cell; the wrapped layer; forward before backward). Only hard
-    links are followed, each group once, at most _MAX_DEPTH deep; nothing is read yet."""
+    then the sub-layers' (the cell, or a stack's `cells` in the order named by `cells`; the
+    wrapped layer; forward before backward). Only hard links are followed, each group once,
+    at most _MAX_DEPTH deep; nothing is read yet."""
     seen = set() if seen is None else seen
     address = h5py.h5o.get_info(group.id)
     address = getattr(address, "token", None) or getattr(address, "addr", None)
@@ -132,14 +134,23 @@ def _group_datasets(group, where, h5py, depth=0, seen=None):
     for sub in _SUBGROUP_ORDER:
         if sub in group:
             child = _child(group, sub, where, h5py)
-            out += _group_datasets(child, f"{where}/{sub}", h5py, depth + 1, seen)
+            out += _group_datasets(child, f"{where}/{sub}", h5py, depth + 1, seen, cells)
+    if "cells" in group:  # StackedRNNCells: HDF5 lists them by name, the stack has an order
+        stack = _child(group, "cells", where, h5py)
+        if sorted(stack) != sorted(cells):
+            raise ValueError(f"{where}/cells: expected the cells {list(cells)}, got {list(stack)}")
+        for name in cells:
+            child = _child(stack, name, f"{where}/cells", h5py)
+            out += _group_datasets(child, f"{where}/cells/{name}", h5py, depth + 1, seen)
     return out
 
 
 def _read_layer_weights(layer, group, where, h5py):
     """The group's arrays for `layer`, after checking their count and shapes against the
     layer's own weights (so a crafted shape costs nothing before it is refused)."""
-    datasets = _group_datasets(group, where, h5py)
+    cell = getattr(layer, "cell", None)
+    cells = cell.keras_names() if isinstance(cell, L.StackedRNNCells) else ()
+    datasets = _group_datasets(group, where, h5py, cells=cells)
     mine = layer.get_weights()
     if len(datasets) != len(mine):
         raise ValueError(f"{where}: expected {len(mine)} weight arrays for {layer.name}, "

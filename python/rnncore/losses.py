@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 EPSILON = 1e-7  # Keras's clipping of probabilities
+# Keras 3's reductions: how a loss turns its weighted per-sample values into one number.
+REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "sum", "none", None)
 
 
 def _shape(a):
@@ -41,8 +43,13 @@ class Loss:
     name = "loss"
     sparse = False
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
         self.from_logits = bool(from_logits)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        if name is not None:
+            self.name = str(name)
 
     def check(self, y_true, y_pred):
         """y_true as a float array shaped like y_pred, or a clear ValueError."""
@@ -73,29 +80,82 @@ class Loss:
         raise NotImplementedError
 
     def value_and_grad(self, y_true, y_pred, weights=None, total=None):
-        """Mean loss and its gradient w.r.t. y_pred.
+        """Reduced loss and its gradient w.r.t. y_pred, for training.
 
-        `weights` (y_pred.shape[:-1]) weigh each value (masks, sample weights); the sum of
-        weighted values is divided by `total`, by default the sum of the weights."""
+        `weights` (y_pred.shape[:-1]) weigh each value (masks, sample weights). The sum of
+        weighted values is divided by `total` (by default the number of values) for
+        "sum_over_batch_size" and "mean", by the sum of the weights for
+        "mean_with_sample_weight", and by 1 for "sum"."""
+        if self.reduction in ("none", None):
+            raise ValueError(
+                f"{self.name}: reduction={self.reduction!r} gives one value per sample; "
+                "training needs one number (use 'sum_over_batch_size')"
+            )
         y_pred = self.check_prediction(y_pred)
         y_true = self.check(y_true, y_pred)
         values, dvalues = self.per_sample(y_true, y_pred)
         if weights is None:
             weights = np.ones(values.shape, y_pred.dtype)
-        total = max(float(weights.sum() if total is None else total), 1e-12)
+        if self.reduction == "sum":
+            total = 1.0
+        elif self.reduction == "mean_with_sample_weight" or total is None:
+            total = weights.sum()
+        total = max(float(total), 1e-12)
         value = float((values * weights).sum() / total)
         return value, dvalues * (weights / total)[..., None]
 
-    def __call__(self, y_true, y_pred):
-        """The mean loss of predictions y_pred against labels y_true (a float)."""
-        return self.value_and_grad(y_true, y_pred)[0]
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss of predictions y_pred against labels y_true, reduced as `reduction` says:
+        a float, or per-sample values for "none".
+
+        Args:
+            y_true: Labels.
+            y_pred: Predictions, with an outputs axis.
+            sample_weight: Weights per sample (or per sample and step), or None.
+        """
+        y_pred = self.check_prediction(y_pred)
+        values, _ = self.per_sample(self.check(y_true, y_pred), y_pred)
+        weights = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=values.dtype)
+            if weights.shape != values.shape[: weights.ndim]:
+                raise ValueError(f"sample_weight: expected a shape that starts "
+                                 f"{_shape(values)}, got {_shape(weights)}")  # fmt: skip
+            weights = np.broadcast_to(
+                weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim)), values.shape
+            )
+            values = values * weights
+        if self.reduction in ("none", None):
+            return values
+        total = values.sum()
+        if self.reduction == "sum":
+            return float(total)
+        divisor = weights.sum() if (self.reduction == "mean_with_sample_weight"
+                                    and weights is not None) else values.size  # fmt: skip
+        return float(total / divisor) if divisor else 0.0
 
     def get_config(self):
         """The constructor arguments (Keras's config)."""
-        return {"from_logits": self.from_logits}
+        return {"from_logits": self.from_logits, "reduction": self.reduction, "name": self.name}
 
 
-class MeanSquaredError(Loss):
+class _RegressionLoss(Loss):
+    """A loss of real-valued targets: Keras's (reduction, name) arguments, no from_logits.
+
+    Args:
+        reduction: How values become one number (REDUCTIONS; Keras's default).
+        name: The loss's name (its Keras name by default).
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction=reduction, name=name)
+
+    def get_config(self):
+        """{"reduction", "name"}."""
+        return {"reduction": self.reduction, "name": self.name}
+
+
+class MeanSquaredError(_RegressionLoss):
     """mean((y_true - y_pred)^2) over the last axis ("mse")."""
 
     name = "mean_squared_error"
@@ -106,7 +166,7 @@ class MeanSquaredError(Loss):
         return (e * e).mean(axis=-1), 2 * e / e.shape[-1]
 
 
-class MeanAbsoluteError(Loss):
+class MeanAbsoluteError(_RegressionLoss):
     """mean(|y_true - y_pred|) over the last axis ("mae")."""
 
     name = "mean_absolute_error"
@@ -117,7 +177,7 @@ class MeanAbsoluteError(Loss):
         return np.abs(e).mean(axis=-1), np.sign(e) / e.shape[-1]
 
 
-class Huber(Loss):
+class Huber(_RegressionLoss):
     """Quadratic within `delta` of the target, linear beyond ("huber").
 
     Args:
@@ -126,8 +186,8 @@ class Huber(Loss):
 
     name = "huber"
 
-    def __init__(self, delta=1.0):
-        super().__init__()
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction, name)
         self.delta = float(delta)
 
     def per_sample(self, t, p):
@@ -139,8 +199,8 @@ class Huber(Loss):
         return v.mean(axis=-1), g / e.shape[-1]
 
     def get_config(self):
-        """{"delta": delta}."""
-        return {"delta": self.delta}
+        """{"delta", "reduction", "name"}."""
+        return {"delta": self.delta, "reduction": self.reduction, "name": self.name}
 
 
 class BinaryCrossentropy(Loss):

@@ -202,7 +202,14 @@ class Sequential(TrainingLoop):
             cfg["dtype"] = self.dtype.name
         if self.built_input_shape is not None:
             cfg["input_shape"] = list(self.built_input_shape)
+        if self.batch_size is not None:
+            cfg["batch_size"] = self.batch_size
         return cfg
+
+    @property
+    def batch_size(self):
+        """The batch size fixed by `Input(batch_size=)`, or None."""
+        return None if self.input_layer is None else self.input_layer.batch_size
 
     def get_layer(self, name=None, index=None):
         """A layer by its name or its index in `layers`, as Keras's get_layer.
@@ -294,7 +301,9 @@ class Sequential(TrainingLoop):
         Raises:
             ValueError: the input shape is not known yet.
         """
-        shape = (None,) + tuple(self.built_input_shape) if self.built_input_shape else None
+        shape = (
+            (self.batch_size,) + tuple(self.built_input_shape) if self.built_input_shape else None
+        )
         if shape is None:
             raise ValueError(
                 f"{self.name}: summary needs the input shape; build or call the model first"

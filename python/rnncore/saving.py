@@ -169,7 +169,7 @@ def model_from_json(text, where=""):
 
     model = Sequential(name=cfg.get("name", "sequential"), dtype=cfg.get("dtype"))
     if cfg.get("input_shape") is not None:
-        model.add(layers_mod.Input(tuple(cfg["input_shape"])))
+        model.add(layers_mod.Input(tuple(cfg["input_shape"]), batch_size=cfg.get("batch_size")))
     try:
         for spec in cfg["layers"]:
             model.add(layers_mod.deserialize(spec))

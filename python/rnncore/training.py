@@ -23,6 +23,9 @@ from ._batches import ArrayBatches, StreamBatches, is_stream, sample_weights
 from .callbacks import History
 from .utils import new_generator
 
+# Loss reductions whose per-rank gradients combine into the global batch's exactly.
+_SHARDABLE = ("sum_over_batch_size", "mean")
+
 __all__ = ["Progbar", "TrainingLoop"]
 
 
@@ -146,6 +149,11 @@ class TrainingLoop:
         Under a DataParallel, x and y are this rank's share of the global batch (possibly
         none of it): the gradients and sums are reduced over the ranks before the update."""
         dist = distribution_mod.distribution()
+        if dist is not None and getattr(self.loss, "reduction", "mean") not in _SHARDABLE:
+            # each rank's gradient is weighted by its share of the values, which is the
+            # global gradient only when the loss is a mean over them
+            raise ValueError(f"loss: reduction={self.loss.reduction!r} is not supported under "
+                             f"a DataParallel; use one of {_SHARDABLE}")  # fmt: skip
         stats, grads = ({}, {})
         if len(x):
             stats, grads = self._local_stats(x, y, training, sample_weight)

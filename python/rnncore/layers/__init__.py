@@ -2,13 +2,15 @@
 
 The modules: `base` (the layer protocol, Input, the registry), `recurrent` (SimpleRNN, LSTM,
 GRU on the kernels; `masks` maps Keras masks onto them), `layer_norm_rnn`
-(LayerNormSimpleRNN), `wrappers` (Bidirectional, TimeDistributed), `core` (Dense, Dropout,
-Flatten, Embedding, Masking), `convolution` (Conv1D), `normalization` (LayerNormalization).
+(LayerNormSimpleRNN), `cells` (Keras's RNN(cell) with the built-in cells), `wrappers`
+(Bidirectional, TimeDistributed), `core` (Dense, Dropout, Flatten, Embedding, Masking),
+`convolution` (Conv1D), `normalization` (LayerNormalization).
 """
 
 from __future__ import annotations
 
 from .base import LAYER_CLASSES, Input, InputLayer, Layer, deserialize, serialize
+from .cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .convolution import Conv1D
 from .core import Dense, Dropout, Embedding, Flatten, Masking
 from .layer_norm_rnn import LayerNormSimpleRNN
@@ -21,7 +23,12 @@ __all__ = [
     "deserialize",
     "serialize",
     "GRU",
+    "GRUCell",
     "LSTM",
+    "LSTMCell",
+    "RNN",
+    "SimpleRNNCell",
+    "StackedRNNCells",
     "Bidirectional",
     "Conv1D",
     "Dense",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core, activations, constraints, initializers, regularizers
-from .._validate import check_memory, float_dtype
+from .._validate import check_memory, float_dtype, positive_int
 from ..utils import check_seed, new_generator
 
 _name_lock = threading.Lock()
@@ -377,11 +377,19 @@ class InputLayer(Layer):
     min_ndim = 1
     supports_masking = True
 
-    def __init__(self, shape=None, dtype=None, name=None, input_shape=None):
+    def __init__(self, shape=None, dtype=None, name=None, input_shape=None, batch_size=None,
+                 batch_shape=None):  # fmt: skip
+        if batch_shape is not None:  # Keras's (batch, *shape) spelling
+            if shape is not None or input_shape is not None or batch_size is not None:
+                raise TypeError("InputLayer: give batch_shape, or shape and batch_size, not both")
+            if not isinstance(batch_shape, (tuple, list)) or len(batch_shape) < 2:
+                raise ValueError(f"batch_shape: expected (batch, *shape), got {batch_shape!r}")
+            batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
         if (shape is None) == (input_shape is None):
             raise TypeError("InputLayer: expected shape (or tf.keras 2's input_shape), one of them")
         super().__init__(name=name, input_shape=shape if shape is not None else input_shape)
         self.input_dtype = None if dtype is None else np.dtype(dtype)
+        self.batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
 
     def forward(self, x, mask, training):
         """Passes x through."""
@@ -394,14 +402,25 @@ class InputLayer(Layer):
     def get_config(self):
         """{name, shape (, dtype)}."""
         cfg = {"name": self.name, "shape": list(self.input_shape)}
+        if self.batch_size is not None:
+            cfg["batch_size"] = self.batch_size
         if self.input_dtype is not None:
             cfg["dtype"] = self.input_dtype.name
         return cfg
 
 
-def Input(shape, dtype=None, name=None) -> InputLayer:
-    """Keras's `Input(shape)`: the per-sample shape, e.g. (timesteps, features); None = any."""
-    return InputLayer(shape, dtype=dtype, name=name)
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None) -> InputLayer:
+    """Keras's `Input`: the per-sample shape, e.g. (timesteps, features); None = any.
+
+    Args:
+        shape: The shape of one sample (no batch axis).
+        batch_size: A fixed batch size, shown by `summary` and kept in model files.
+        dtype: The dtype inputs are cast to.
+        name: The layer's name.
+        batch_shape: (batch_size, *shape) instead of shape and batch_size.
+    """
+    return InputLayer(shape, dtype=dtype, name=name, batch_size=batch_size,
+                      batch_shape=batch_shape)  # fmt: skip
 
 
 def serialize(layer: Layer) -> dict:
