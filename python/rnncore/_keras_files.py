@@ -39,7 +39,9 @@ _KERAS_DEFAULTS = {"data_format": "channels_last", "groups": 1, "rms_scaling": F
                    "beta_initializer": "zeros", "gamma_initializer": "ones",
                    "beta_regularizer": None, "gamma_regularizer": None,
                    "beta_constraint": None, "gamma_constraint": None,
-                   "embeddings_initializer": "uniform", "implementation": 2}  # fmt: skip
+                   "embeddings_initializer": "uniform", "implementation": 2,
+                   "moving_mean_initializer": "zeros", "moving_variance_initializer": "ones",
+                   "synchronized": False, "renorm": False}  # fmt: skip
 _MAX_CONFIG_BYTES = 16 << 20  # config.json: an architecture, never this large
 
 

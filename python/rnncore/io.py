@@ -80,6 +80,7 @@ _KERAS_GROUP = {
     "Conv1D": "conv1d",
     "LayerNormalization": "layer_normalization",
     "RNN": "rnn",
+    "BatchNormalization": "batch_normalization",
 }
 _WEIGHTLESS = (L.InputLayer, L.Dropout, L.Flatten, L.Masking)
 _SUBGROUP_ORDER = ("cell", "layer", "forward_layer", "backward_layer")

@@ -207,6 +207,21 @@ class Sequential(TrainingLoop):
         return cfg
 
     @property
+    def weights(self) -> list:
+        """Every layer's `weights` (Keras layout), in layer order."""
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list:
+        """The weights training updates (those of trainable layers)."""
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        """The weights of frozen layers (trainable=False)."""
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    @property
     def batch_size(self):
         """The batch size fixed by `Input(batch_size=)`, or None."""
         return None if self.input_layer is None else self.input_layer.batch_size

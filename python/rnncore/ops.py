@@ -1,5 +1,8 @@
 """The functional API on the fused kernels (rnncore._core).
 
+The NumPy-valued part of `keras.ops` (`ops.mean`, `ops.convert_to_numpy`, ...) is found here
+too (`_keras_ops`), so Keras lessons' metric and loss functions run once the import changes.
+
 Shapes: x is [T, B, I] (or [B, T, I] with batch_first), weights use PyTorch's layout
 (w_ih [G*H, I], w_hh [G*H, H], biases [G*H]; LSTM gates i,f,g,o; GRU r,z,n).
 """
@@ -100,6 +103,15 @@ _KERNELS = _Kernels()
 lstm, lstm_forward, lstm_backward = _KERNELS.lstm, _KERNELS.lstm_forward, _KERNELS.lstm_backward
 gru, gru_forward, gru_backward = _KERNELS.gru, _KERNELS.gru_forward, _KERNELS.gru_backward
 rnn, rnn_forward, rnn_backward = _KERNELS.rnn, _KERNELS.rnn_forward, _KERNELS.rnn_backward
+
+
+def __getattr__(name):
+    """keras.ops names (on NumPy) beside the functional API."""
+    from ._keras_ops import OPS
+
+    if name in OPS:
+        return OPS[name]
+    raise AttributeError(f"module 'rnncore.ops' has no attribute {name!r}")
 
 
 def __dir__():  # what tab completion and dir() show: the public names only

@@ -8,7 +8,10 @@ import threading
 
 import numpy as np
 
-__all__ = ["PyDataset", "set_random_seed", "to_categorical"]
+from .text import pad_sequences  # Keras 3 keeps it in keras.utils
+
+__all__ = ["PyDataset", "pad_sequences", "set_random_seed", "timeseries_dataset_from_array",
+           "to_categorical"]  # fmt: skip
 
 _lock = threading.Lock()
 _rng = np.random.default_rng()
@@ -111,6 +114,68 @@ class PyDataset:
     def num_batches(self) -> int:
         """Batches per epoch (len(self))."""
         return len(self)
+
+
+class _Windows(PyDataset):
+    """timeseries_dataset_from_array's batches: windows gathered on demand."""
+
+    def __init__(self, data, targets, starts, offsets, batch_size):
+        super().__init__()
+        self.data, self.targets, self.starts, self.offsets = data, targets, starts, offsets
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.starts) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        starts = self.starts[index * self.batch_size : (index + 1) * self.batch_size]
+        x = self.data[starts[:, None] + self.offsets]  # [batch, sequence_length, ...]
+        return x if self.targets is None else (x, self.targets[starts])
+
+
+def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1,
+                                  sampling_rate=1, batch_size=128, shuffle=False, seed=None,
+                                  start_index=None, end_index=None) -> PyDataset:  # fmt: skip
+    """Sliding windows over a time series, batched, as Keras's function of that name.
+
+    Window i holds data[start + p_i + k * sampling_rate] for k < sequence_length, where p_i
+    steps by `sequence_stride`; its target is targets[start + p_i]. The result is a
+    PyDataset that fit, evaluate and predict take, and that iterates over its batches.
+
+    Args:
+        data: Array [time, ...].
+        targets: Array [time, ...] of targets, or None (batches are x only).
+        sequence_length: Steps per window.
+        sequence_stride: Steps between window starts.
+        sampling_rate: Steps between a window's consecutive samples.
+        batch_size: Windows per batch (the last batch may be smaller).
+        shuffle: Shuffle the windows once (seeded by `seed`).
+        seed: The shuffle's seed.
+        start_index: First time step used (default 0).
+        end_index: One past the last time step used (default len(data)).
+    """
+    data = np.asarray(data)
+    for name, value in (("sequence_length", sequence_length), ("sequence_stride", sequence_stride),
+                        ("sampling_rate", sampling_rate), ("batch_size", batch_size)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    start = 0 if start_index is None else int(start_index)
+    end = len(data) if end_index is None else int(end_index)
+    if not 0 <= start < end <= len(data):
+        raise ValueError(f"start_index, end_index: expected 0 <= start < end <= {len(data)}, "
+                         f"got {start}, {end}")  # fmt: skip
+    count = end - start - (sequence_length - 1) * sampling_rate
+    if targets is not None:
+        targets = np.asarray(targets)
+        count = min(count, len(targets) - start)
+    starts = start + np.arange(0, max(count, 0), sequence_stride)
+    if shuffle:
+        check_seed(seed)
+        np.random.default_rng(seed).shuffle(starts)
+    offsets = np.arange(sequence_length) * sampling_rate
+    return _Windows(data, targets, starts, offsets, int(batch_size))
 
 
 def __dir__():  # what tab completion and dir() show: the public names only

@@ -4,7 +4,7 @@ The modules: `base` (the layer protocol, Input, the registry), `recurrent` (Simp
 GRU on the kernels; `masks` maps Keras masks onto them), `layer_norm_rnn`
 (LayerNormSimpleRNN), `cells` (Keras's RNN(cell) with the built-in cells), `wrappers`
 (Bidirectional, TimeDistributed), `core` (Dense, Dropout, Flatten, Embedding, Masking),
-`convolution` (Conv1D), `normalization` (LayerNormalization).
+`convolution` (Conv1D), `normalization` (LayerNormalization, BatchNormalization).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .convolution import Conv1D
 from .core import Dense, Dropout, Embedding, Flatten, Masking
 from .layer_norm_rnn import LayerNormSimpleRNN
-from .normalization import LayerNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
@@ -29,6 +29,7 @@ __all__ = [
     "RNN",
     "SimpleRNNCell",
     "StackedRNNCells",
+    "BatchNormalization",
     "Bidirectional",
     "Conv1D",
     "Dense",

@@ -249,6 +249,30 @@ class Layer:
         """Weights in Keras's layout and order."""
         return [p.copy() for p in self.params.values()]
 
+    def _weight_names(self) -> list:
+        """Keras's names of get_weights()'s arrays (the parameters' own names by default)."""
+        return list(self.params)
+
+    @property
+    def weights(self) -> list:
+        """The weights as Keras lists them (Keras layout and order), each a `Weight` that
+        reads (`numpy()`) and writes (`assign`) the layer; wrapped layers' under their path."""
+        if self.sublayers():
+            return [Weight(w.layer, w.index, w.name, f"{self.name}/{w.path}")
+                    for sub in self.sublayers() for w in sub.weights]  # fmt: skip
+        names = self._weight_names()
+        return [Weight(self, i, name, f"{self.name}/{name}") for i, name in enumerate(names)]
+
+    @property
+    def trainable_weights(self) -> list:
+        """`weights` when the layer is trainable, else []."""
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list:
+        """`weights` when the layer is frozen (trainable=False), else []."""
+        return [] if self.trainable else self.weights
+
     def set_weights(self, weights):
         """Sets the weights from arrays in Keras's layout and order (see get_weights).
 
@@ -369,6 +393,51 @@ def as_input_shape(shape):
         if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0):
             raise ValueError(f"input_shape: expected ints or None, got {shape!r}")
     return tuple(None if s is None else int(s) for s in shape)
+
+
+class Weight:
+    """One weight of a layer, as Keras's `layer.weights` shows it: a view that reads the
+    layer's current value (Keras layout) and writes it back with `assign`."""
+
+    def __init__(self, layer, index, name, path):
+        self.layer, self.index, self.name, self.path = layer, index, name, path
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the current value."""
+        return self.layer.get_weights()[self.index]
+
+    value = property(numpy, doc="A copy of the current value.")
+
+    @property
+    def shape(self) -> tuple:
+        """The weight's shape (Keras layout)."""
+        return self.numpy().shape
+
+    @property
+    def dtype(self):
+        """The weight's dtype."""
+        return self.numpy().dtype
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates it."""
+        return self.layer.trainable
+
+    def assign(self, value) -> None:
+        """Sets the weight (same shape) in its layer.
+
+        Args:
+            value: The new value, in Keras's layout.
+        """
+        weights = self.layer.get_weights()
+        weights[self.index] = np.asarray(value)
+        self.layer.set_weights(weights)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.numpy() if dtype is None else self.numpy().astype(dtype)
+
+    def __repr__(self):
+        return f"<Weight path={self.path!r} shape={self.shape} dtype={self.dtype}>"
 
 
 class InputLayer(Layer):

@@ -172,6 +172,9 @@ class _Recurrent(Layer):
                 out.append(biases[0])
         return [w.copy() for w in out]
 
+    def _weight_names(self):
+        return ["kernel", "recurrent_kernel", "bias"][: len(self.get_weights())]
+
     def _assign(self, weights):
         p = self.params
         np.copyto(p["w_ih"], self._from_keras_cols(np.asarray(weights[0])).T, casting="unsafe")
