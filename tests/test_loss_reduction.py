@@ -94,3 +94,26 @@ def test_reduction_and_name_survive_a_model_file(tmp_path):
     model.save(tmp_path / "m.rnncore")
     loss = rnncore.models.load_model(tmp_path / "m.rnncore").loss
     assert (loss.delta, loss.reduction, loss.name) == (0.5, "sum", "h")
+
+
+def test_a_loss_function_trains_like_the_built_in_loss(tmp_path):
+    def my_mse(y_true, y_pred):  # as a Keras user writes it
+        return rnncore.ops.mean(rnncore.ops.square(y_true - y_pred), axis=-1)
+
+    for a, b in zip(_fit(my_mse, 0.01), _fit("mse", 0.01)):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    elementwise = _fit(lambda t, p: np.abs(t - p) ** 1.5, 0.01)  # per element, smooth
+    assert all(np.isfinite(w).all() for w in elementwise)
+    model = rnncore.Sequential([rnncore.Input((3, 2)), L.SimpleRNN(2)])
+    model.compile("sgd", my_mse)
+    assert model.loss.name == "my_mse"
+    model.save(tmp_path / "m.rnncore")  # saved uncompiled: a function cannot be stored
+    assert rnncore.models.load_model(tmp_path / "m.rnncore").loss is None
+
+
+def test_a_loss_function_must_give_a_value_per_sample():
+    def total(y_true, y_pred):
+        return float(np.mean((y_true - y_pred) ** 2))  # one number for the whole batch
+
+    with pytest.raises(ValueError, match=r"loss total: expected one value per sample"):
+        _fit(total, 0.01)

@@ -31,7 +31,8 @@ def save_model(model, path) -> None:
         "rnncore_version": __version__,
         "architecture": json.dumps({"class_name": "Sequential", "config": model.get_config()}),
     }
-    if model.loss is not None:
+    if model.loss is not None and not isinstance(model.loss, losses_mod.FunctionLoss):
+        # a loss function cannot be saved: the file then loads uncompiled
         metadata["compile"] = json.dumps(
             {
                 "optimizer": optimizers_mod.serialize(model.optimizer),
