@@ -159,6 +159,6 @@ def test_input_batch_size_is_kept_everywhere(tmp_path, capsys):
     model.save(tmp_path / "m.keras")
     assert keras.models.load_model(tmp_path / "m.keras").input_shape == (4, 5, 2)
     assert rnncore.models.load_model(tmp_path / "m.keras").batch_size == 4
-    assert rnncore.Input(batch_shape=(8, 3, 2)).get_config()["batch_size"] == 8
+    assert L.InputLayer(batch_shape=(8, 3, 2)).get_config()["batch_size"] == 8
     with pytest.raises(ValueError, match="batch_size: expected a positive int, got 0"):
         rnncore.Input((3,), batch_size=0)

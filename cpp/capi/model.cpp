@@ -751,6 +751,9 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   }
   const json::Value* cls = arch.find("class_name");
   const json::Value* cfg = arch.find("config");
+  if (cls && cls->is_string() && cls->text == "Model")
+    fail(RNNCORE_ERROR_UNSUPPORTED,
+         path + ": a functional Model; the C runtime runs Sequential models so far");
   if (!cls || !cls->is_string() || cls->text != "Sequential" || !cfg || !cfg->is_object())
     bad("architecture: expected a Sequential model");
   const json::Value* dtype = cfg->find("dtype");

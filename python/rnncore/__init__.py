@@ -48,6 +48,7 @@ from . import (
 from ._core import get_num_threads, set_num_threads
 from ._native import get_cmake_dir, get_include, get_library_dir
 from ._version import __version__
+from .functional import Model
 from .layers import Input
 from .models import Sequential
 from .ops import (
@@ -67,6 +68,7 @@ from .stream import Stream
 __all__ = [
     "Cache",
     "Input",
+    "Model",
     "Sequential",
     "Stream",
     "__version__",

@@ -66,6 +66,9 @@ def _to_keras_spec(spec):
 
 def keras_architecture(model) -> dict:
     """`model`'s architecture as Keras's config.json holds it."""
+    if type(model).__name__ != "Sequential":
+        raise ValueError(f"{model.name}: Keras files of functional models are not written yet; "
+                         "save it as '.rnncore'")  # fmt: skip
     if model.built_input_shape is None:
         raise ValueError("model: build it first (start it with rnncore.Input(shape))")
     for layer in model.layers:

@@ -15,12 +15,12 @@ from . import _keras_files, distribution, io, saving
 from . import layers as layers_mod
 from ._validate import float_dtype
 from .callbacks import History
-from .layers import InputLayer, Layer
+from .layers import InputLayer, KerasTensor, Layer
 from .layers.base import as_input_shape, shape_str, walk
 from .saving import load_model, model_from_json
 from .training import TrainingLoop
 
-__all__ = ["History", "Sequential", "clone_model", "load_model", "model_from_json"]
+__all__ = ["History", "Model", "Sequential", "clone_model", "load_model", "model_from_json"]  # noqa: F822 (Model: __getattr__)
 
 
 class Sequential(TrainingLoop):
@@ -49,6 +49,8 @@ class Sequential(TrainingLoop):
             TypeError: not a Layer.
             ValueError: a second InputLayer, or a layer that is already in the model.
         """
+        if isinstance(layer, KerasTensor) and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer  # Input(...) starts a Sequential
         if isinstance(layer, Sequential):
             for sub in layer.layers:
                 self.add(sub)
@@ -369,6 +371,15 @@ def clone_model(model: Sequential) -> Sequential:
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
     return model_from_json(model.to_json())
+
+
+def __getattr__(name):
+    """`models.Model` (functional.py, which builds on this module), as keras.models has it."""
+    if name == "Model":
+        from .functional import Model
+
+        return Model
+    raise AttributeError(f"module 'rnncore.models' has no attribute {name!r}")
 
 
 def __dir__():  # what tab completion and dir() show: the public names only

@@ -29,7 +29,7 @@ def save_model(model, path) -> None:
     metadata = {
         "format": FILE_FORMAT,
         "rnncore_version": __version__,
-        "architecture": json.dumps({"class_name": "Sequential", "config": model.get_config()}),
+        "architecture": model.to_json(),
     }
     if model.loss is not None and not isinstance(model.loss, losses_mod.FunctionLoss):
         # a loss function cannot be saved: the file then loads uncompiled
@@ -162,10 +162,19 @@ def model_from_json(text, where=""):
     try:
         arch = json.loads(text)
         cfg = arch["config"]
-        if arch.get("class_name") != "Sequential" or not isinstance(cfg.get("layers"), list):
-            raise ValueError("not a Sequential")
+        if arch.get("class_name") not in ("Sequential", "Model") or not isinstance(
+            cfg.get("layers"), list
+        ):
+            raise ValueError("not a Sequential or functional Model")
     except (KeyError, TypeError, ValueError, RecursionError) as e:  # JSONDecodeError too
         raise ValueError(f"{where}invalid architecture ({e})") from None
+    if arch["class_name"] == "Model":
+        from .functional import Model  # it imports this module
+
+        try:
+            return Model.from_config(cfg, where)
+        except RecursionError:
+            raise ValueError(f"{where}layers nested too deep in the architecture") from None
     from .models import Sequential  # the model module imports this one
 
     model = Sequential(name=cfg.get("name", "sequential"), dtype=cfg.get("dtype"))

@@ -68,7 +68,7 @@ class TrainingLoop:
             batches = list(source.epoch())
             if not batches:
                 raise ValueError("predict: the input yielded no batches")
-            return np.concatenate([self._forward(xb, False)[0] for xb in batches], axis=0)
+            return _concat([self._forward(xb, False)[0] for xb in batches])
         x = self._prepare_x(x)
         batch_size = _batch_size(batch_size)
         outs = []
@@ -79,7 +79,7 @@ class TrainingLoop:
         bar.finish({})  # the progress line ends with a newline, as Keras's does
         if not outs:
             return self._forward(x, False)[0]
-        return np.concatenate(outs, axis=0)
+        return _concat(outs)
 
     # ---- weights and state ----
 
@@ -117,6 +117,10 @@ class TrainingLoop:
             metric.name = name
             self._metric_objs[name] = metric
         self.metric_names = list(self._metric_objs)
+
+    def _prepare_y(self, x, y):
+        """The labels as an array of as many samples as x."""
+        return _check_y(x, y)
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -325,7 +329,8 @@ class TrainingLoop:
             train = StreamBatches(x, o["steps_per_epoch"], "fit", self._batch_preparer(
                 o["class_weight"]))  # fmt: skip
         else:
-            x, y = self._prepare_x(x), _check_y(x, y)
+            x = self._prepare_x(x)
+            y = self._prepare_y(x, y)
             _require_samples("x", x)
             sw = sample_weights(y, o["sample_weight"], o["class_weight"], len(x))
             split = o["validation_split"]
@@ -347,7 +352,7 @@ class TrainingLoop:
 
         def prepare(x, y, sw):
             x = _require_samples("x", self._prepare_x(x))
-            y = _check_y(x, y)
+            y = self._prepare_y(x, y)
             return x, y, sample_weights(y, sw, class_weight, len(x))
 
         return prepare
@@ -361,7 +366,7 @@ class TrainingLoop:
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise ValueError(f"{what}: expected a tuple (x, y) or (x, y, sample_weight)")
         vx = _require_samples(what, self._prepare_x(data[0]))
-        vy = _check_y(vx, data[1])
+        vy = self._prepare_y(vx, data[1])
         sw = sample_weights(vy, data[2] if len(data) == 3 else None, None, len(vx))
         return ArrayBatches(vx, vy, sw, batch_size, False, dist, steps)
 
@@ -464,7 +469,7 @@ class TrainingLoop:
     def _one_batch(self, what, x, y, weights, training, return_dict):
         self._require_compiled(what)
         x = _require_samples("x", self._prepare_x(x))
-        y = _check_y(x, y)
+        y = self._prepare_y(x, y)
         sw = sample_weights(y, *weights, len(x))
         dist = distribution_mod.distribution()
         if dist is not None and training and self._synced_with is not dist:
@@ -485,6 +490,13 @@ class TrainingLoop:
     def metrics_names(self) -> list:
         """The names `evaluate` returns values for: "loss", then the compiled metrics."""
         return ["loss", *self.metric_names]
+
+
+def _concat(outs):
+    """Batches' outputs joined along samples (each output of a several-output model)."""
+    if isinstance(outs[0], list):
+        return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+    return np.concatenate(outs, axis=0)
 
 
 def _per_value(sample_weight, y_pred):

@@ -4,21 +4,44 @@ The modules: `base` (the layer protocol, Input, the registry), `recurrent` (Simp
 GRU on the kernels; `masks` maps Keras masks onto them), `layer_norm_rnn`
 (LayerNormSimpleRNN), `cells` (Keras's RNN(cell) with the built-in cells), `wrappers`
 (Bidirectional, TimeDistributed), `core` (Dense, Dropout, Flatten, Embedding, Masking),
-`convolution` (Conv1D), `normalization` (LayerNormalization, BatchNormalization).
+`merging` (Concatenate, Add, ... and the shape layers of the functional API), `graph`
+(Input and the recording of layer calls), `convolution` (Conv1D), `normalization`
+(LayerNormalization, BatchNormalization).
 """
 
 from __future__ import annotations
 
-from .base import LAYER_CLASSES, Input, InputLayer, Layer, deserialize, serialize
+from .base import LAYER_CLASSES, InputLayer, Layer, deserialize, serialize
 from .cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .convolution import Conv1D
 from .core import Dense, Dropout, Embedding, Flatten, Masking
+from .graph import Input, KerasTensor
 from .layer_norm_rnn import LayerNormSimpleRNN
+from .merging import (
+    Add,
+    Average,
+    Concatenate,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    Multiply,
+    RepeatVector,
+    Reshape,
+    Subtract,
+)
 from .normalization import BatchNormalization, LayerNormalization
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
+    "Add",
+    "Average",
+    "Concatenate",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Multiply",
+    "RepeatVector",
+    "Reshape",
+    "Subtract",
     "LAYER_CLASSES",
     "deserialize",
     "serialize",
@@ -38,6 +61,7 @@ __all__ = [
     "Flatten",
     "Input",
     "InputLayer",
+    "KerasTensor",
     "Layer",
     "LayerNormSimpleRNN",
     "LayerNormalization",

@@ -218,10 +218,15 @@ class Layer:
         """The layer applied to array x, as in Keras: `y = layer(x)` (builds on first use).
 
         Args:
-            x: An array, batch axis first.
+            x: An array, batch axis first; or symbolic tensors (from `Input`), which
+                records the call in a functional graph and returns symbolic outputs.
             training: Run as in training (dropout active).
             mask: An optional (batch, time) boolean mask.
         """
+        from .graph import call_symbolic, is_symbolic
+
+        if is_symbolic(x):
+            return call_symbolic(self, x)
         x = self.cast_input(x)
         self.ensure_built(x.shape)
         y, _ = self.forward(x, mask, bool(training))
@@ -458,6 +463,7 @@ class InputLayer(Layer):
             raise TypeError("InputLayer: expected shape (or tf.keras 2's input_shape), one of them")
         super().__init__(name=name, input_shape=shape if shape is not None else input_shape)
         self.input_dtype = None if dtype is None else np.dtype(dtype)
+        self.tensor: Any = None  # its symbolic tensor (graph.input_tensor), made on demand
         self.batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
 
     def forward(self, x, mask, training):
@@ -476,20 +482,6 @@ class InputLayer(Layer):
         if self.input_dtype is not None:
             cfg["dtype"] = self.input_dtype.name
         return cfg
-
-
-def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None) -> InputLayer:
-    """Keras's `Input`: the per-sample shape, e.g. (timesteps, features); None = any.
-
-    Args:
-        shape: The shape of one sample (no batch axis).
-        batch_size: A fixed batch size, shown by `summary` and kept in model files.
-        dtype: The dtype inputs are cast to.
-        name: The layer's name.
-        batch_shape: (batch_size, *shape) instead of shape and batch_size.
-    """
-    return InputLayer(shape, dtype=dtype, name=name, batch_size=batch_size,
-                      batch_shape=batch_shape)  # fmt: skip
 
 
 def serialize(layer: Layer) -> dict:

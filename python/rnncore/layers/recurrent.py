@@ -298,6 +298,10 @@ class _Recurrent(Layer):
         return dx * in_mask[:, None, :] if in_mask is not None else dx
 
     def __call__(self, x, training=False, mask=None, initial_state=None):
+        from .graph import call_symbolic, is_symbolic
+
+        if is_symbolic(x):
+            return call_symbolic(self, x, initial_state)
         x = self.cast_input(x)
         self.ensure_built(x.shape)
         y, _ = self.forward(x, mask, bool(training), initial_state)
