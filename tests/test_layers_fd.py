@@ -69,6 +69,8 @@ def check_layer(layer, x, mask=None, n_entries=25, seed=0):
     checked = 0
     for sub in [layer, *layer.sublayers()]:
         for name, p in sub.params.items():
+            if name in getattr(sub, "_frozen", ()):  # a user layer's non-trainable weight
+                continue
             err = _rel_err(grads[(sub, name)], _numeric(loss, p, n_entries, rng))
             assert err < TOL, f"{sub.name}.{name}: relative error {err:.2e}"
             checked += 1

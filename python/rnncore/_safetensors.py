@@ -39,7 +39,7 @@ def write(path, tensors: dict, metadata: dict) -> None:
     """Write atomically: a temporary file in the same folder, fsync, then rename over path."""
     header, offset, blobs = {}, 0, []
     for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr, order="C")  # (ascontiguousarray makes a scalar 1-d)
         code = _CODES.get(arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype)
         if code is None:
             raise TypeError(f"{name}: cannot store dtype {arr.dtype} in safetensors")

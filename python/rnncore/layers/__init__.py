@@ -14,7 +14,7 @@ from __future__ import annotations
 from .base import LAYER_CLASSES, InputLayer, Layer, deserialize, serialize
 from .cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .convolution import Conv1D
-from .core import Dense, Dropout, Embedding, Flatten, Masking
+from .core import Dense, Dropout, Embedding, Flatten, Lambda, Masking
 from .graph import Input, KerasTensor
 from .layer_norm_rnn import LayerNormSimpleRNN
 from .merging import (
@@ -62,6 +62,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "KerasTensor",
+    "Lambda",
     "Layer",
     "LayerNormSimpleRNN",
     "LayerNormalization",

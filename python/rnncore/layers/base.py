@@ -12,6 +12,7 @@ architectures find their classes again.
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 from collections import Counter
@@ -90,6 +91,8 @@ class Layer:
         known = LAYER_CLASSES.get(cls.__name__)
         if known is None or not known.__module__.startswith("rnncore."):
             LAYER_CLASSES[cls.__name__] = cls
+        if getattr(cls, "call", None) is not None:  # a user-written layer (Keras's protocol)
+            _adopt_user_layer(cls)
 
     # Weights that regularizers and constraints may name: {role: parameter names}, so a
     # layer takes `<role>_regularizer=` and `<role>_constraint=` (Keras's arguments).
@@ -239,6 +242,59 @@ class Layer:
             raise TypeError(f"{self.name}: expected a numeric array, got dtype {x.dtype}")
         return x.astype(self.compute_dtype, copy=False)
 
+    # ---- user-written layers: call(), add_weight(), backward(grad_output, inputs, outputs) ----
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
+                   name=None, **kwargs):  # fmt: skip
+        """A new weight of a user-written layer (Keras's add_weight), usually in build().
+
+        It is an array that training updates in place. A trainable weight's gradient comes
+        from the layer's backward() through `add_gradient`.
+
+        Args:
+            shape: The weight's shape.
+            initializer: An initializer name ("glorot_uniform", "zeros", "random_normal", ...).
+            dtype: Its dtype (the layer's by default).
+            trainable: False for a weight that backward leaves alone.
+            name: Its name (weight_<n> by default), unique in the layer.
+            **kwargs: Keras's regularizer/constraint arguments: refused unless None.
+        """
+        extra = sorted(k for k, v in kwargs.items() if v is not None)
+        if extra:
+            raise NotImplementedError(f"add_weight: {extra} are not supported for user weights")
+        name = f"weight_{len(self.params)}" if name is None else str(name)
+        if name in self.params:
+            raise ValueError(f"add_weight: {self.name} already has a weight named {name!r}")
+        if not hasattr(self, "_rng_seed"):
+            self._init_rng(None)
+        self._make(name, tuple(shape or ()), initializers.get(initializer, "initializer"),
+                   self._rng)  # fmt: skip
+        if dtype is not None:
+            self.params[name] = self.params[name].astype(dtype)
+        self._frozen = getattr(self, "_frozen", set()) | ({name} if not trainable else set())
+        return self.params[name]
+
+    def add_gradient(self, weight, gradient) -> None:
+        """Adds `gradient` to a weight's gradient, from inside a user layer's backward().
+
+        Args:
+            weight: The array add_weight returned, or its name.
+            gradient: d(loss)/d(weight), the weight's shape.
+        """
+        grads = getattr(self, "_grads", None)
+        if grads is None:
+            raise RuntimeError("add_gradient: call it from the layer's backward()")
+        name = weight if isinstance(weight, str) else next(
+            (k for k, v in self.params.items() if v is weight), None)  # fmt: skip
+        if name not in self.params:
+            raise ValueError(f"add_gradient: {weight!r:.60} is not a weight of {self.name}")
+        if name in getattr(self, "_frozen", set()):
+            return
+        g = np.asarray(gradient, dtype=self.params[name].dtype)
+        if g.shape != self.params[name].shape:
+            raise ValueError(f"add_gradient: {name} expected shape "
+                             f"{self.params[name].shape}, got {g.shape}")  # fmt: skip
+        add_grad(grads, (self, name), g)
+
     # ---- weights ----
     def sublayers(self):
         """The layers this one wraps (Bidirectional, TimeDistributed), else none."""
@@ -386,6 +442,66 @@ class _KernelBiasLayer(Layer):
         if self.use_bias:
             binit = initializers.get(self.bias_initializer, "bias_initializer")
             self._make("bias", (units,), binit, self._rng)
+
+
+def _user_call_kwargs(layer, training, mask) -> dict:
+    params = inspect.signature(layer.call).parameters
+    kwargs = {}
+    if "training" in params:
+        kwargs["training"] = training
+    if "mask" in params:
+        kwargs["mask"] = mask
+    return kwargs
+
+
+def _user_forward(self, x, mask, training):
+    """A user layer's forward: its call(inputs[, training][, mask])."""
+    y = self.call(x, **_user_call_kwargs(self, training, mask))
+    y = [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else np.asarray(y)
+    return y, ((x, y) if training else None)
+
+
+def _user_backward(self, ctx, dy, grads):
+    """A user layer's backward: its backward(grad_output, inputs, outputs) -> grad_inputs,
+    weight gradients added with add_gradient."""
+    backward = getattr(type(self), "_backward_of_user", None)
+    if backward is None:
+        raise NotImplementedError(
+            f"{self.name}: {type(self).__name__} defines call() but no "
+            "backward(grad_output, inputs, outputs); define one to train it (inference "
+            "works without)"
+        )
+    self._grads = grads
+    try:
+        return backward(self, dy, *ctx)
+    finally:
+        self._grads = None
+
+
+def _user_output_shape(self, input_shape):
+    """compute_output_shape when the layer has one, else the shape call() gives on zeros."""
+    if hasattr(self, "compute_output_shape"):
+        return tuple(self.compute_output_shape(tuple(input_shape)))
+    probe = np.zeros([1 if s is None else s for s in input_shape], self.compute_dtype)
+    y = np.asarray(self.call(probe, **_user_call_kwargs(self, False, None)))
+    out = list((input_shape[0],) + y.shape[1:])
+    for i in range(1, min(len(out), len(input_shape))):
+        if input_shape[i] is None:
+            out[i] = None  # a free axis in, a free axis out
+    return tuple(out)
+
+
+def _adopt_user_layer(cls) -> None:
+    """Gives a class that defines call() the layer protocol: forward runs call(), backward
+    runs the class's own backward(grad_output, inputs, outputs) if it has one."""
+    own_backward = cls.__dict__.get("backward")
+    if own_backward is not None and own_backward is not _user_backward:
+        cls._backward_of_user = own_backward
+    cls.backward = _user_backward
+    if "forward" not in cls.__dict__:
+        cls.forward = _user_forward
+    if "output_shape" not in cls.__dict__:
+        cls.output_shape = _user_output_shape
 
 
 def as_input_shape(shape):

@@ -1,4 +1,4 @@
-"""Feed-forward layers: Dense, Dropout, Flatten, Embedding, Masking."""
+"""Feed-forward layers: Dense, Dropout, Flatten, Embedding, Masking, Lambda."""
 
 from __future__ import annotations
 
@@ -195,3 +195,53 @@ class Masking(Layer):
     def backward(self, ctx, dy, grads):
         """The gradient with the masked steps zeroed."""
         return dy * ctx
+
+
+class Lambda(Layer):
+    """Keras's Lambda: a stateless NumPy function of the input as a layer.
+
+    Args:
+        function: f(inputs, **arguments) -> outputs, on arrays.
+        output_shape: The per-sample output shape (default: what f gives on zeros).
+        backward: Optional g(grad_output, inputs, outputs) -> grad_inputs, so the layer
+            trains; without it, training through the layer says so.
+        arguments: Keyword arguments for f.
+        **kwargs: Layer arguments (name, ...).
+    """
+
+    min_ndim = 1
+
+    def __init__(self, function, output_shape=None, backward=None, arguments=None, **kwargs):
+        if not callable(function):
+            raise TypeError(f"function: expected a callable, got {type(function).__name__}")
+        if backward is not None and not callable(backward):
+            raise TypeError(f"backward: expected a callable, got {type(backward).__name__}")
+        super().__init__(**kwargs)
+        self.function, self._backward_fn = function, backward
+        self.arguments = dict(arguments or {})
+        self._given_shape = None if output_shape is None else tuple(output_shape)
+
+    def call(self, inputs):
+        """function(inputs, **arguments)."""
+        return self.function(inputs, **self.arguments)
+
+    def backward(self, grad_output, inputs, outputs):
+        """The backward function given, or a clear error when there is none."""
+        if self._backward_fn is None:
+            raise NotImplementedError(f"{self.name}: Lambda without backward=; give "
+                                      "backward=g(grad_output, inputs, outputs) to train "
+                                      "through it")  # fmt: skip
+        return self._backward_fn(grad_output, inputs, outputs)
+
+    def output_shape(self, input_shape):
+        """(batch, *output_shape) when given, else the shape the function gives on zeros."""
+        if self._given_shape is not None:
+            return (input_shape[0], *self._given_shape)
+        from .base import _user_output_shape
+
+        return _user_output_shape(self, input_shape)
+
+    def get_config(self):
+        """A function cannot be saved: refused, naming the layer."""
+        raise ValueError(f"{self.name}: a Lambda's function cannot be saved; write a Layer "
+                         "subclass with call() and get_config() instead")  # fmt: skip
