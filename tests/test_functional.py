@@ -73,7 +73,35 @@ def repeat_reshape(m):  # (batch, 6) -> repeated 4 steps -> SimpleRNN -> reshape
     return m.Model(a, y), RNG.random((16, 6))
 
 
-GRAPHS = {f.__name__: f for f in (two_inputs, seq2seq, shared, masked, repeat_reshape)}
+def attention(m):  # Luong and Bahdanau attention, Dot, Permute, MaxPooling1D
+    q, v = m.Input((5, 4), name="q"), m.Input((7, 4), name="v")
+    hq = m.layers.GRU(4, return_sequences=True, name="gq")(q)
+    a1 = m.layers.Attention(use_scale=True, name="att")([hq, v])
+    a2 = m.layers.AdditiveAttention(name="add_att")([hq, v, v])
+    d = m.layers.Dot(axes=2, name="dot")([hq, v])  # (batch, 5, 7)
+    p = m.layers.Permute((2, 1), name="perm")(d)
+    mp = m.layers.MaxPooling1D(2, padding="same", name="mp")(p)
+    f = m.layers.Concatenate(name="cat")([m.layers.GlobalAveragePooling1D(name="g1")(a1),
+                                         m.layers.GlobalAveragePooling1D(name="g2")(a2),
+                                         m.layers.GlobalMaxPooling1D(name="g3")(mp)])  # fmt: skip
+    return m.Model([q, v], m.layers.Dense(1, name="out")(f)), [RNG.random((16, 5, 4)),
+                                                                RNG.random((16, 7, 4))]  # fmt: skip
+
+
+def masked_attention(m):  # one shared Embedding; masked keys get no weight, masked queries 0
+    qi, vi = m.Input((6,), dtype="int32", name="qi"), m.Input((8,), dtype="int32", name="vi")
+    emb = m.layers.Embedding(20, 4, mask_zero=True, name="emb")
+    a = m.layers.Attention(name="att")([emb(qi), emb(vi)])
+    y = m.layers.Dense(1, name="out")(m.layers.GlobalAveragePooling1D(name="gap")(a))
+    q, v = RNG.integers(1, 20, (16, 6)), RNG.integers(1, 20, (16, 8))
+    q[0, 4:] = 0
+    v[1, 5:] = 0
+    v[2, :3] = 0
+    return m.Model([qi, vi], y), [q, v]
+
+
+GRAPHS = {f.__name__: f for f in (two_inputs, seq2seq, shared, masked, repeat_reshape, attention,
+                                  masked_attention)}  # fmt: skip
 
 
 def _pair(name):
@@ -88,7 +116,7 @@ def _pair(name):
 def test_graph_predicts_and_trains_as_keras(name):
     keras, ours, theirs, x = _pair(name)
     if isinstance(x, list):
-        x = [v.astype(np.float32) for v in x]
+        x = [v.astype(np.float32) if v.dtype.kind == "f" else v for v in x]
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=2e-5,
                                atol=2e-6)  # fmt: skip
     y = RNG.standard_normal((16, *theirs.output_shape[1:])).astype(np.float32)
@@ -136,19 +164,21 @@ def test_several_outputs_with_losses_weights_and_metrics_by_name():
     assert reg.shape == (16, 1) and cls.shape == (16, 3)
 
 
-def test_whole_graph_gradients_match_finite_differences():
+@pytest.mark.parametrize("graph", ["seq2seq_f64", "attention_f64"])
+def test_whole_graph_gradients_match_finite_differences(graph):
     rnncore.utils.set_random_seed(0)
-    f64, x = seq2seq_f64()
-    y = RNG.standard_normal((16, 5, 1))
-    f64.compile("sgd", "mse")
-    xs = f64._prepare_x(x)
-    _, grads = f64._local_stats(xs, y, True)
+    model, x = globals()[graph]()
+    y = RNG.standard_normal((16, *model.outputs[0].shape[1:]))
+    model.compile("sgd", "mse")
+    xs = model._prepare_x(x)
+    _, grads = model._local_stats(xs, y, True)
     eps = 1e-6
 
     def mean_loss():
-        total, count = f64._local_stats(xs, y, False)[0]["loss"]
+        total, count = model._local_stats(xs, y, False)[0]["loss"]
         return total / count
 
+    assert len(grads) == len(model._leaf_params())  # every weight gets a gradient
     for (layer, name), g in grads.items():
         p = layer.params[name].reshape(-1)
         for i in RNG.choice(p.size, min(4, p.size), replace=False):
@@ -160,6 +190,20 @@ def test_whole_graph_gradients_match_finite_differences():
             p[i] = old
             numeric = (up - down) / (2 * eps)
             assert abs(g.reshape(-1)[i] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (layer, name)
+
+
+def attention_f64():
+    f64 = {"dtype": "float64"}
+    q, v = rnncore.Input((5, 4), **f64), rnncore.Input((7, 4), **f64)
+    hq = L.GRU(4, return_sequences=True, **f64)(q)
+    a1 = L.Attention(use_scale=True, **f64)([hq, v])
+    a2 = L.AdditiveAttention(**f64)([hq, v, L.Dense(4, **f64)(v)])
+    mp = L.MaxPooling1D(3, strides=2, **f64)(
+        L.Permute((2, 1), **f64)(L.Dot(axes=2, **f64)([hq, v]))
+    )
+    f = L.Concatenate(**f64)([L.Flatten(**f64)(a1), L.Flatten(**f64)(a2), L.Flatten(**f64)(mp)])
+    return rnncore.Model([q, v], L.Dense(2, **f64)(f)), [RNG.random((16, 5, 4)),
+                                                         RNG.random((16, 7, 4))]  # fmt: skip
 
 
 def seq2seq_f64():

@@ -4,13 +4,15 @@ The modules: `base` (the layer protocol, Input, the registry), `recurrent` (Simp
 GRU on the kernels; `masks` maps Keras masks onto them), `layer_norm_rnn`
 (LayerNormSimpleRNN), `cells` (Keras's RNN(cell) with the built-in cells), `wrappers`
 (Bidirectional, TimeDistributed), `core` (Dense, Dropout, Flatten, Embedding, Masking),
-`merging` (Concatenate, Add, ... and the shape layers of the functional API), `graph`
+`merging` (Concatenate, Add, ... and the shape layers of the functional API),
+`attention` (Attention, AdditiveAttention), `graph`
 (Input and the recording of layer calls), `convolution` (Conv1D), `normalization`
 (LayerNormalization, BatchNormalization).
 """
 
 from __future__ import annotations
 
+from .attention import AdditiveAttention, Attention
 from .base import LAYER_CLASSES, InputLayer, Layer, deserialize, serialize
 from .cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .convolution import Conv1D
@@ -21,9 +23,12 @@ from .merging import (
     Add,
     Average,
     Concatenate,
+    Dot,
     GlobalAveragePooling1D,
     GlobalMaxPooling1D,
+    MaxPooling1D,
     Multiply,
+    Permute,
     RepeatVector,
     Reshape,
     Subtract,
@@ -33,6 +38,11 @@ from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
+    "AdditiveAttention",
+    "Attention",
+    "Dot",
+    "MaxPooling1D",
+    "Permute",
     "Add",
     "Average",
     "Concatenate",

@@ -280,3 +280,176 @@ class GlobalMaxPooling1D(Layer):
     def compute_mask(self, x, mask):
         """No mask: the time axis is gone."""
         return None
+
+
+class Dot(_Merge):
+    """The dot product of two inputs along `axes` (Keras's Dot, per sample).
+
+    Args:
+        axes: The (non-batch) axis of both inputs, or a pair (axis of the first, axis of the
+            second), counted with the batch axis as 0.
+        normalize: Keras's cosine option; not supported yet.
+        **kwargs: Layer arguments (name, ...).
+    """
+
+    min_inputs = max_inputs = 2
+    config_keys = ("axes", "normalize")
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        pair = list(axes) if isinstance(axes, (list, tuple)) else [axes, axes]
+        if len(pair) != 2 or any(isinstance(a, bool) or not isinstance(a, (int, np.integer))
+                                 for a in pair):  # fmt: skip
+            raise ValueError(f"axes: expected an int or a pair of ints, got {axes!r}")
+        if normalize:
+            raise NotImplementedError("Dot: normalize=True is not supported yet")
+        self.axes, self.normalize = axes, False
+        self._pair = [int(a) for a in pair]
+
+    def _axes(self, shapes):
+        out = []
+        for a, s in zip(self._pair, shapes):
+            a = a % len(s)
+            if a == 0:
+                raise ValueError(f"{self.name}: axes may not name the batch axis")
+            out.append(a)
+        return out
+
+    def _check_shapes(self, shapes):
+        if any(len(s) not in (2, 3) for s in shapes):
+            raise ValueError(f"{self.name}: expects inputs of rank 2 or 3, got "
+                             f"{', '.join(shape_str(s) for s in shapes)}")  # fmt: skip
+        i, j = self._axes(shapes)
+        if None not in (shapes[0][i], shapes[1][j]) and shapes[0][i] != shapes[1][j]:
+            raise ValueError(f"{self.name}: the dotted axes differ: {shapes[0][i]} vs "
+                             f"{shapes[1][j]}")  # fmt: skip
+
+    def output_shape(self, input_shape):
+        """The first input's other axes, then the second's ((batch, 1) when none)."""
+        i, j = self._axes(input_shape)
+        rest = [s for k, s in enumerate(input_shape[0]) if k not in (0, i)]
+        rest += [s for k, s in enumerate(input_shape[1]) if k not in (0, j)]
+        return (input_shape[0][0], *(rest or [1]))
+
+    def _operands(self, a, b):
+        i, j = self._axes([a.shape, b.shape])
+        a2 = np.moveaxis(a, i, -1).reshape(len(a), -1, a.shape[i])  # (B, Ra, K)
+        b2 = np.moveaxis(b, j, 1).reshape(len(b), b.shape[j], -1)  # (B, K, Rb)
+        return a2, b2
+
+    def _merge(self, xs):
+        a2, b2 = self._operands(*xs)
+        y = a2 @ b2
+        return y.reshape((len(y), *self.output_shape([x.shape for x in xs])[1:]))
+
+    def backward(self, ctx, dy, grads):
+        """The two inputs' gradients."""
+        a, b = ctx
+        a2, b2 = self._operands(a, b)
+        dy2 = dy.reshape(len(dy), a2.shape[1], b2.shape[2])
+        da2, db2 = dy2 @ b2.transpose(0, 2, 1), a2.transpose(0, 2, 1) @ dy2
+        i, j = self._axes([a.shape, b.shape])
+        da = np.moveaxis(da2.reshape(np.moveaxis(a, i, -1).shape), -1, i)
+        db = np.moveaxis(db2.reshape(np.moveaxis(b, j, 1).shape), 1, j)
+        return [da, db]
+
+    def compute_mask(self, x, mask):
+        """No mask (the time axes are contracted or paired)."""
+        return None
+
+
+class Permute(Layer):
+    """Permutes the non-batch axes: `dims` (1-based), as Keras's Permute.
+
+    Args:
+        dims: A permutation of 1..rank-1.
+        **kwargs: Layer arguments (name, ...).
+    """
+
+    config_keys = ("dims",)
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        dims = [int(d) for d in dims]
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"dims: expected a permutation of 1..{len(dims)}, got {dims}")
+        self.dims = dims
+
+    def output_shape(self, input_shape):
+        """The input shape with its axes permuted."""
+        return (input_shape[0], *(input_shape[d] for d in self.dims))
+
+    def forward(self, x, mask, training):
+        """x with its axes permuted."""
+        return x.transpose((0, *self.dims)), (True if training else None)
+
+    def backward(self, ctx, dy, grads):
+        """dy with the axes put back."""
+        return dy.transpose(np.argsort((0, *self.dims)))
+
+    def compute_mask(self, x, mask):
+        """No mask: the time axis may have moved."""
+        return None
+
+
+class MaxPooling1D(Layer):
+    """The maximum of each window of `pool_size` steps, every `strides` steps.
+
+    Args:
+        pool_size: Steps per window.
+        strides: Steps between windows (pool_size by default).
+        padding: "valid" (whole windows only) or "same" (ceil(steps / strides) windows).
+        **kwargs: Layer arguments (name, ...).
+    """
+
+    min_ndim = 3
+    config_keys = ("pool_size", "strides", "padding")
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = positive_int("pool_size", _one(pool_size))
+        strides = self.pool_size if strides is None else _one(strides)
+        self.strides = positive_int("strides", strides)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
+        self.padding = padding
+
+    def _geometry(self, T):
+        if self.padding == "valid":
+            return 0, max(0, (T - self.pool_size) // self.strides + 1)
+        out = -(-T // self.strides)
+        return max(0, (out - 1) * self.strides + self.pool_size - T) // 2, out
+
+    def output_shape(self, input_shape):
+        """(batch, windows, features)."""
+        T = input_shape[1]
+        return (input_shape[0], None if T is None else self._geometry(T)[1], input_shape[2])
+
+    def forward(self, x, mask, training):
+        """Each window's maximum."""
+        B, T, F = x.shape
+        left, out = self._geometry(T)
+        taps = np.arange(out)[:, None] * self.strides + np.arange(self.pool_size) - left
+        inside = (taps >= 0) & (taps < T)
+        src = np.clip(taps, 0, T - 1)  # (out, pool): the step each tap reads
+        windows = np.where(inside[None, :, :, None], x[:, src], -np.inf)  # (B, out, pool, F)
+        where = windows.argmax(axis=2)  # (B, out, F)
+        y = np.take_along_axis(windows, where[:, :, None], axis=2)[:, :, 0]
+        steps = src[np.arange(out)[None, :, None], where]  # (B, out, F): each maximum's step
+        return y, ((x.shape, steps) if training else None)
+
+    def backward(self, ctx, dy, grads):
+        """dy to each window's maximal step (summed where windows overlap)."""
+        shape, steps = ctx  # steps: (B, out, F), the step each maximum came from
+        dx = np.zeros(shape, dy.dtype)
+        B, out, F = steps.shape
+        np.add.at(dx, (np.arange(B)[:, None, None], steps, np.arange(F)[None, None, :]), dy)
+        return dx
+
+    def compute_mask(self, x, mask):
+        """No mask: the steps are pooled."""
+        return None
+
+
+def _one(v):
+    return v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v
