@@ -72,3 +72,11 @@ def test_sentiment_reads_an_aclimdb_folder_and_an_npz(tmp_path):
     _write_npz(tmp_path / "imdb.npz", n_train=40, n_test=10)
     out = _run("sentiment.py", "--data", str(tmp_path / "imdb.npz"), "--num-words", "100")
     assert "IMDB from" in out and "36 train / 4 valid / 10 test" in out
+
+
+def test_seq2seq_functional(tmp_path):
+    out = _run("seq2seq_functional.py", "--plot", str(tmp_path / "s.png"))
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in out.splitlines()
+            if line.startswith("| ") and "val MSE" not in line}  # fmt: skip
+    assert rows["encoder-decoder LSTM(32), step by step"] < rows["naive (last value)"]
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
