@@ -8,9 +8,11 @@ cells pass each step's output up the stack, and the fused layers pass the whole 
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
-from .base import Layer
+from .base import LAYER_CLASSES, Layer, deserialize
 from .recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = ["GRUCell", "LSTMCell", "RNN", "SimpleRNNCell", "StackedRNNCells"]
@@ -142,6 +144,8 @@ def _deserialize_cell(spec):
     if spec.get("class_name") == "StackedRNNCells":
         return StackedRNNCells.from_config(spec["config"])
     cls = _CELLS.get(str(spec.get("class_name")))
+    if cls is None and str(spec.get("class_name")) in LAYER_CLASSES:  # a user-written cell
+        return deserialize(spec)
     if cls is None:
         raise ValueError(f"cell spec: unknown cell class {spec.get('class_name')!r}; expected "
                          f"one of {sorted(_CELLS)} or StackedRNNCells")  # fmt: skip
@@ -153,11 +157,15 @@ class RNN(Layer):
 
     Args:
         cell: A SimpleRNNCell, LSTMCell or GRUCell, a StackedRNNCells of them, or a list of
-            them (stacked). User-written cells are not supported yet.
+            them (stacked): run on the fused kernels. Or a user-written cell: a Layer with
+            `state_size` and `call(inputs, states) -> (output, new_states)`, run step by step;
+            to train, it also defines `backward(grad_output, grad_states, inputs, states,
+            output, new_states) -> (grad_inputs, grad_states)`, adding its weights'
+            gradients with `add_gradient`.
         return_sequences: Return every step's output, not only the last.
-        return_state: Also return the final states (one cell only).
+        return_state: Also return the final states (not with stacked cells).
         go_backwards: Process the sequence in reverse (outputs in that order, as Keras).
-        stateful: Keep the final states as the next batch's initial states.
+        stateful: Keep the final states as the next batch's initial states (built-in cells).
         unroll: Accepted for Keras compatibility; the fused kernels never unroll.
         zero_output_for_mask: Masked steps output zeros instead of the previous output.
         **kwargs: Layer arguments (name, input_shape, dtype, trainable).
@@ -170,11 +178,14 @@ class RNN(Layer):
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):  # fmt: skip
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
-        if not isinstance(cell, (_Cell, StackedRNNCells)):
-            raise TypeError(f"cell: expected SimpleRNNCell, LSTMCell, GRUCell or a stack of "
-                            f"them, got {type(cell).__name__} (user-written cells are not "
-                            "supported yet)")  # fmt: skip
-        cells = cell.cells if isinstance(cell, StackedRNNCells) else [cell]
+        user = _is_user_cell(cell)
+        if not user and not isinstance(cell, (_Cell, StackedRNNCells)):
+            raise TypeError(f"cell: expected SimpleRNNCell, LSTMCell, GRUCell, a stack of "
+                            f"them, or a Layer with state_size and call(inputs, states), got "
+                            f"{type(cell).__name__}")  # fmt: skip
+        if user and stateful:
+            raise NotImplementedError("RNN: stateful with a user-written cell is not supported")
+        cells = [] if user else (cell.cells if isinstance(cell, StackedRNNCells) else [cell])
         if return_state and len(cells) > 1:
             raise NotImplementedError("RNN: return_state with stacked cells is not supported")
         super().__init__(**kwargs)
@@ -192,11 +203,16 @@ class RNN(Layer):
                         for i, c in enumerate(cells)]  # fmt: skip
 
     def sublayers(self):
-        """The fused layers, bottom first."""
-        return list(self._layers)
+        """The fused layers, bottom first (or the user's cell)."""
+        return [self.cell] if _is_user_cell(self.cell) else list(self._layers)
 
     def build(self, input_shape):
-        """Builds each fused layer on the output shape of the one below."""
+        """Builds each fused layer on the output shape of the one below (a user's cell on
+        one step's shape)."""
+        if _is_user_cell(self.cell):
+            self.cell.dtype = self.cell.dtype or self.dtype
+            self.cell.ensure_built((input_shape[0], input_shape[2]))
+            return
         shape = input_shape
         for sub in self._layers:
             sub.dtype = sub.dtype or self.dtype
@@ -205,6 +221,10 @@ class RNN(Layer):
 
     def output_shape(self, input_shape):
         """The top layer's output shape."""
+        if _is_user_cell(self.cell):
+            out = _output_size(self.cell)
+            B, T = input_shape[0], input_shape[1]
+            return (B, T, out) if self.return_sequences else (B, out)
         shape = input_shape
         for sub in self._layers:
             shape = sub.output_shape(shape)
@@ -222,8 +242,12 @@ class RNN(Layer):
                                                   else out[-1]))  # fmt: skip
         return out
 
-    def forward(self, x, mask, training):
-        """The fused layers up the stack."""
+    def forward(self, x, mask, training, initial_state=None):
+        """The fused layers up the stack (a user's cell: its call, step by step)."""
+        if _is_user_cell(self.cell):
+            return _cell_loop(self, x, mask, training, initial_state)
+        if initial_state is not None:
+            raise NotImplementedError("RNN: initial_state is supported with user-written cells")
         ctxs = []
         for sub, m in zip(self._layers, self._masks(mask)):
             x, ctx = sub.forward(x, m, training)
@@ -231,21 +255,52 @@ class RNN(Layer):
         return x, (ctxs if training else None)
 
     def backward(self, ctx, dy, grads):
-        """The fused layers' backward passes, top first."""
+        """The fused layers' backward passes, top first (a user's cell: its backward, step by
+        step in reverse)."""
+        if _is_user_cell(self.cell):
+            return _cell_loop_backward(self, ctx, dy, grads)
         for sub, c in zip(reversed(self._layers), reversed(ctx)):
             dy = sub.backward(c, np.ascontiguousarray(dy), grads)
         return dy
 
+    @property
+    def has_cell_state(self) -> bool:
+        """Whether the layer carries two states (for initial_state and return_state)."""
+        if _is_user_cell(self.cell):
+            return len(_state_sizes(self.cell)) == 2
+        return self._layers[-1].has_cell_state
+
+    @property
+    def units(self) -> int:
+        """The state size (the first state's, for return_state's shapes)."""
+        if _is_user_cell(self.cell):
+            return _state_sizes(self.cell)[0]
+        return self._layers[-1].units
+
     def reset_states(self):
         """Forgets the states a stateful RNN carries."""
-        for sub in self._layers:
+        for sub in self.sublayers():
             sub.reset_states()
+
+    def __call__(self, x, training=False, mask=None, initial_state=None):
+        """As every layer's call; also takes initial_state (arrays, or symbolic tensors in a
+        graph)."""
+        from .graph import call_symbolic, is_symbolic
+
+        if is_symbolic(x):
+            return call_symbolic(self, x, initial_state)
+        x = self.cast_input(x)
+        self.ensure_built(x.shape)
+        return self.forward(x, mask, bool(training), initial_state)[0]
 
     def get_weights(self):
         """Each cell's weights in Keras's layout and order, bottom first."""
-        return [w for sub in self._layers for w in sub.get_weights()]
+        return [w for sub in self.sublayers() for w in sub.get_weights()]
 
     def _assign(self, weights):
+        if _is_user_cell(self.cell):
+            self.cell._assign(weights)
+            return
         start = 0
         for sub in self._layers:
             n = len(sub.get_weights())
@@ -269,3 +324,100 @@ class RNN(Layer):
             raise ValueError("RNN config: expected a 'cell' entry")
         config["cell"] = _deserialize_cell(config["cell"])
         return cls(**config)
+
+
+# ---- user-written cells, run step by step ----
+
+
+def _is_user_cell(cell) -> bool:
+    """A Layer with state_size and call(inputs, states): Keras's cell protocol."""
+    return isinstance(cell, Layer) and hasattr(cell, "state_size") and hasattr(cell, "call")
+
+
+def _state_sizes(cell) -> list:
+    size = cell.state_size
+    return [int(v) for v in size] if isinstance(size, (list, tuple)) else [int(size)]
+
+
+def _output_size(cell) -> int:
+    return int(getattr(cell, "output_size", None) or _state_sizes(cell)[0])
+
+
+def _cell_loop(rnn, x, mask, training, initial_state):
+    """The user's cell over every step: states kept and the previous output repeated at
+    masked steps (zeros with zero_output_for_mask), as Keras's RNN does."""
+    cell, (B, T, _) = rnn.cell, x.shape
+    sizes = _state_sizes(cell)
+    if initial_state is None:
+        states = [np.zeros((B, n), rnn.compute_dtype) for n in sizes]
+    else:
+        given = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = [np.asarray(s, rnn.compute_dtype) for s in given]
+        want = [(B, n) for n in sizes]
+        if [s.shape for s in states] != want:
+            raise ValueError(f"{rnn.name}: initial_state expected shapes {want}, got "
+                             f"{[s.shape for s in states]}")  # fmt: skip
+    takes_training = "training" in inspect.signature(cell.call).parameters
+    kwargs = {"training": training} if takes_training else {}
+    prev = np.zeros((B, _output_size(cell)), rnn.compute_dtype)
+    steps, outs = [], []
+    for t in range(T - 1, -1, -1) if rnn.go_backwards else range(T):
+        y, new = cell.call(x[:, t], list(states), **kwargs)
+        y, new = np.asarray(y), [np.asarray(v) for v in (new if isinstance(new, (list, tuple))
+                                                         else [new])]  # fmt: skip
+        m = None if mask is None else mask[:, t, None].astype(y.dtype)
+        if m is not None:
+            new = [m * n + (1 - m) * s for n, s in zip(new, states)]
+            y_out = m * y + (0 if rnn.zero_output_for_mask else (1 - m) * prev)
+        else:
+            y_out = y
+        steps.append((t, x[:, t], list(states), y, new, m))
+        states, prev = new, y_out
+        outs.append(y_out)
+    seq = np.stack(outs, axis=1)  # in processing order, as Keras returns it
+    y = seq if rnn.return_sequences else outs[-1]
+    if rnn.return_state:
+        y = [y, *states]
+    return y, ((steps, x.shape) if training else None)
+
+
+def _cell_loop_backward(rnn, ctx, dy, grads):
+    """Back through the steps in reverse, each through the cell's backward(grad_output,
+    grad_states, inputs, states, output, new_states) -> (grad_inputs, grad_states)."""
+    steps, x_shape = ctx
+    cell = rnn.cell
+    backward = getattr(type(cell), "_backward_of_user", None)
+    if backward is None:
+        raise NotImplementedError(
+            f"{rnn.name}: the cell {type(cell).__name__} has no backward(grad_output, "
+            "grad_states, inputs, states, output, new_states); define one to train it "
+            "(inference works without)"
+        )
+    dstates = [np.zeros_like(s) for s in steps[-1][4]]
+    if rnn.return_state:
+        dy, given = dy[0], dy[1:]
+        dstates = [d if g is None else d + g for d, g in zip(dstates, given)]
+    n = len(steps)
+    dseq = dy if rnn.return_sequences else None
+    dx = np.zeros(x_shape, dy.dtype)
+    carry = np.zeros_like(steps[-1][3])  # d(loss)/d(previous output), from masked steps
+    cell._grads = grads
+    try:
+        for k in range(n - 1, -1, -1):
+            t, xt, states, y, new, m = steps[k]
+            g_out = carry + (dseq[:, k] if dseq is not None else (dy if k == n - 1 else 0))
+            g_y, g_new, keep = g_out, dstates, None
+            if m is not None:
+                g_y, keep = g_out * m, [d * (1 - m) for d in dstates]
+                g_new = [d * m for d in dstates]
+                carry = 0 * g_out if rnn.zero_output_for_mask else g_out * (1 - m)
+            else:
+                carry = np.zeros_like(g_out)
+            g_x, g_states = backward(cell, g_y, g_new, xt, states, y, new)
+            g_states = list(g_states) if isinstance(g_states, (list, tuple)) else [g_states]
+            dstates = g_states if keep is None else [a + b for a, b in zip(g_states, keep)]
+            dx[:, t] = g_x
+    finally:
+        cell._grads = None
+    rnn.last_state_grads = dstates
+    return dx

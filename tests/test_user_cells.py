@@ -1,0 +1,136 @@
+"""User-written cells in layers.RNN, run step by step: the forecasting chapter's layer-normalised
+SimpleRNN cell written as a user cell (with its backward) equals layers.LayerNormSimpleRNN,
+matches finite differences (masks, go_backwards, states in and out), trains, and saves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnncore
+from rnncore import layers as L
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_layers_fd import check_layer  # noqa: E402
+
+
+class LNSimpleRNNCell(L.Layer):
+    """h' = tanh(gamma * LN(x·W + h·U + b) + beta), with its backward written out."""
+
+    def __init__(self, units, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.epsilon = units, epsilon
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units), initializer="orthogonal", name="recurrent_kernel"
+        )
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.gamma = self.add_weight(shape=(self.units,), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(self.units,), initializer="zeros", name="beta")
+
+    def _normalized(self, inputs, states):
+        a = inputs @ self.kernel + states[0] @ self.recurrent_kernel + self.bias
+        inv = 1 / np.sqrt(a.var(axis=-1, keepdims=True) + self.epsilon)
+        return (a - a.mean(axis=-1, keepdims=True)) * inv, inv
+
+    def call(self, inputs, states):
+        xhat, _ = self._normalized(inputs, states)
+        h = np.tanh(self.gamma * xhat + self.beta)
+        return h, [h]
+
+    def backward(self, grad_output, grad_states, inputs, states, output, new_states):
+        dh = grad_output + grad_states[0]
+        dz = dh * (1 - output * output)
+        xhat, inv = self._normalized(inputs, states)
+        self.add_gradient(self.gamma, (dz * xhat).sum(axis=0))
+        self.add_gradient(self.beta, dz.sum(axis=0))
+        dxhat = dz * self.gamma
+        da = inv * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                    - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))  # fmt: skip
+        self.add_gradient(self.kernel, inputs.T @ da)
+        self.add_gradient(self.recurrent_kernel, states[0].T @ da)
+        self.add_gradient(self.bias, da.sum(axis=0))
+        return da @ self.kernel.T, [da @ self.recurrent_kernel.T]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "epsilon": self.epsilon}
+
+
+def _x(seed=0):
+    x = np.random.default_rng(seed).standard_normal((4, 6, 3)).astype(np.float32)
+    x[0, 4:] = 0  # masked by Masking
+    x[2, :2] = 0
+    return x
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_the_chapter_cell_equals_layer_norm_simple_rnn(return_sequences, go_backwards):
+    rnncore.utils.set_random_seed(0)
+    ours = rnncore.Sequential([rnncore.Input((6, 3)),
+                               L.RNN(LNSimpleRNNCell(5), return_sequences=return_sequences,
+                                     go_backwards=go_backwards)])  # fmt: skip
+    fused = rnncore.Sequential([rnncore.Input((6, 3)),
+                                L.LayerNormSimpleRNN(5, return_sequences=return_sequences,
+                                                     go_backwards=go_backwards)])  # fmt: skip
+    fused.set_weights(ours.get_weights())
+    x = _x()
+    np.testing.assert_allclose(ours.predict(x), fused.predict(x), rtol=1e-5, atol=1e-6)
+    for model in (ours, fused):
+        model.compile(rnncore.optimizers.SGD(0.1), "mse")
+        model.fit(x, np.ones(model.predict(x).shape), epochs=2, batch_size=2, shuffle=False,
+                  verbose=0)  # fmt: skip
+    for a, b in zip(ours.get_weights(), fused.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_user_cell_gradients_match_finite_differences_with_masks(go_backwards):
+    layer = L.RNN(LNSimpleRNNCell(3, dtype="float64"), return_sequences=True,
+                  go_backwards=go_backwards, dtype="float64")  # fmt: skip
+    x = np.random.default_rng(1).standard_normal((3, 5, 2))
+    mask = np.ones((3, 5), bool)
+    mask[0, 3:] = False
+    mask[1, 1] = False
+    assert check_layer(layer, x, mask) == 5
+
+
+def test_states_in_and_out_in_a_graph_and_files(tmp_path):
+    rnncore.utils.set_random_seed(0)
+    a, b = rnncore.Input((6, 3)), rnncore.Input((4, 3))
+    _, h = L.RNN(LNSimpleRNNCell(4), return_state=True)(a)
+    y = L.RNN(LNSimpleRNNCell(4))(b, initial_state=[h])
+    model = rnncore.Model([a, b], L.Dense(1)(y))
+    x = [_x(), _x(1)[:, :4]]
+    model.compile("adam", "mse")
+    before = model.get_weights()
+    model.fit(x, np.ones((4, 1)), epochs=2, verbose=0)
+    assert all(not np.array_equal(p, q) for p, q in zip(before, model.get_weights()))
+    model.save(tmp_path / "m.rnncore")
+    back = rnncore.models.load_model(tmp_path / "m.rnncore")
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+def test_a_cell_without_backward_runs_and_says_what_training_needs():
+    class Plain(L.Layer):
+        state_size = 2
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 2))
+
+        def call(self, inputs, states):
+            h = np.tanh(inputs @ self.w + states[0])
+            return h, [h]
+
+    model = rnncore.Sequential([rnncore.Input((3, 2)), L.RNN(Plain())])
+    assert model.predict(np.ones((1, 3, 2))).shape == (1, 2)
+    model.compile("sgd", "mse")
+    with pytest.raises(NotImplementedError, match="has no backward.*define one to train it"):
+        model.fit(np.ones((2, 3, 2)), np.ones((2, 2)), verbose=0)
