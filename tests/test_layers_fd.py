@@ -50,6 +50,13 @@ def _rel_err(analytic, numeric):
     return np.abs(a - n).max() / max(np.abs(n).max(), 1e-3)
 
 
+def _nested(layer):
+    """The layer and every layer inside it (wrapped layers, a cell's layers), depth first."""
+    yield layer
+    for sub in layer.sublayers():
+        yield from _nested(sub)
+
+
 def check_layer(layer, x, mask=None, n_entries=25, seed=0):
     rng = np.random.default_rng(seed)
     layer.ensure_built(x.shape)
@@ -67,7 +74,7 @@ def check_layer(layer, x, mask=None, n_entries=25, seed=0):
     dy = weights if isinstance(y, list) else weights[0]
     dx = layer.backward(ctx, dy, grads)
     checked = 0
-    for sub in [layer, *layer.sublayers()]:
+    for sub in _nested(layer):
         for name, p in sub.params.items():
             if name in getattr(sub, "_frozen", ()):  # a user layer's non-trainable weight
                 continue

@@ -4,6 +4,7 @@ matches finite differences (masks, go_backwards, states in and out), trains, and
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 
 import rnncore
 from rnncore import layers as L
+
+from conftest import import_peer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_layers_fd import check_layer  # noqa: E402
@@ -134,3 +137,90 @@ def test_a_cell_without_backward_runs_and_says_what_training_needs():
     model.compile("sgd", "mse")
     with pytest.raises(NotImplementedError, match="has no backward.*define one to train it"):
         model.fit(np.ones((2, 3, 2)), np.ones((2, 2)), verbose=0)
+
+
+def chapter_cell(module):
+    """The forecasting chapter's cell class as written (Géron, ch. 15), `keras` = module."""
+    keras = module
+    LayerNormalization = module.layers.LayerNormalization
+
+    class LNSimpleRNNCell(keras.layers.Layer):
+        def __init__(self, units, activation="tanh", **kwargs):
+            super().__init__(**kwargs)
+            self.state_size = units
+            self.output_size = units
+            self.simple_rnn_cell = keras.layers.SimpleRNNCell(units, activation=None)
+            self.layer_norm = LayerNormalization()
+            self.activation = keras.activations.get(activation)
+
+        def call(self, inputs, states):
+            outputs, new_states = self.simple_rnn_cell(inputs, states)
+            norm_outputs = self.activation(self.layer_norm(outputs))
+            return norm_outputs, [norm_outputs]
+
+    return LNSimpleRNNCell
+
+
+def chapter_model(module):
+    """The chapter's model as written, with `keras` = module."""
+    keras, LNSimpleRNNCell = module, chapter_cell(module)
+    return keras.models.Sequential([
+        keras.layers.RNN(LNSimpleRNNCell(20), return_sequences=True, input_shape=[None, 1]),
+        keras.layers.RNN(LNSimpleRNNCell(20), return_sequences=True),
+        keras.layers.TimeDistributed(keras.layers.Dense(10)),
+    ])  # fmt: skip
+
+
+def test_the_chapter_code_as_written_equals_keras_and_trains_the_same():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = import_peer("keras")
+    theirs, ours = chapter_model(keras), chapter_model(rnncore)
+    rng = np.random.default_rng(3)
+    x = rng.random((8, 12, 1)).astype(np.float32)
+    y = rng.random((8, 12, 10)).astype(np.float32)
+    theirs.predict(x, verbose=0)  # Keras builds its cells' layers on the first call
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), atol=2e-5)
+    ours.compile(rnncore.optimizers.SGD(0.1), "mse")
+    theirs.compile(keras.optimizers.SGD(0.1), "mse")
+    ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+
+
+def test_the_chapter_code_equals_layer_norm_simple_rnn_and_finite_differences():
+    rnncore.utils.set_random_seed(0)
+    model = chapter_model(rnncore)
+    fused = rnncore.Sequential([rnncore.Input((None, 1)),
+                                L.LayerNormSimpleRNN(20, return_sequences=True),
+                                L.LayerNormSimpleRNN(20, return_sequences=True),
+                                L.TimeDistributed(L.Dense(10))])  # fmt: skip
+    fused.build((12, 1))
+    fused.set_weights(model.get_weights())
+    x = np.random.default_rng(4).random((4, 12, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), fused.predict(x), rtol=1e-5, atol=1e-6)
+    cell_layer = L.RNN(chapter_cell(rnncore)(3), return_sequences=True)
+    f64 = rnncore.Sequential([rnncore.Input((5, 1)), cell_layer], dtype="float64")
+    x64 = np.random.default_rng(5).standard_normal((3, 5, 1))
+    assert check_layer(f64.layers[0], x64) == 5  # the inner cell's 3 weights, LN's 2
+
+
+def test_numpy_glue_in_a_cell_without_backward_is_refused_when_training():
+    class Glued(L.Layer):
+        state_size = 3
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.cell = L.SimpleRNNCell(3)
+
+        def call(self, inputs, states):
+            out, _ = self.cell(inputs, states)
+            doubled = out * 2  # plain NumPy: the tape cannot know its gradient
+            return doubled, [doubled]
+
+    model = rnncore.Sequential([rnncore.Input((4, 2)), L.RNN(Glued())])
+    assert model.predict(np.ones((1, 4, 2))).shape == (1, 3)
+    model.compile("sgd", "mse")
+    with pytest.raises(NotImplementedError, match="made in plain NumPy.*define backward"):
+        model.fit(np.ones((2, 4, 2)), np.ones((2, 3)), verbose=0)

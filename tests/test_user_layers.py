@@ -131,3 +131,33 @@ def test_weight_helpers_refuse_misuse():
         layer.add_weight(shape=(1,), name="w")
     with pytest.raises(NotImplementedError, match="not supported for user weights"):
         layer.add_weight(shape=(1,), regularizer="l2")
+
+
+def test_a_layer_made_of_rnncore_layers_trains_without_a_backward():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = import_peer("keras")
+
+    def block(module):
+        class Block(module.layers.Layer):  # as a Keras user writes a composite layer
+            def __init__(self, units, **kwargs):
+                super().__init__(**kwargs)
+                self.dense = module.layers.Dense(units)
+                self.norm = module.layers.LayerNormalization()
+                self.act = module.activations.get("relu")
+
+            def call(self, inputs):
+                return self.act(self.norm(self.dense(inputs)))
+
+        return module.Sequential([module.Input((6,)), Block(4), module.layers.Dense(1)])
+
+    theirs, ours = block(keras), block(rnncore)
+    rng = np.random.default_rng(6)
+    x, y = rng.random((16, 6)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
+    theirs.predict(x, verbose=0)
+    ours.set_weights(theirs.get_weights())
+    ours.compile(rnncore.optimizers.SGD(0.1), "mse")
+    theirs.compile(keras.optimizers.SGD(0.1), "mse")
+    ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)

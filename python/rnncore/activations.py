@@ -55,10 +55,19 @@ class Activation:
 
     def __call__(self, a, in_place=False):
         """act(a); with `in_place`, a itself (C-contiguous float32/float64) is overwritten."""
+        from .layers.tape import active
+
+        tape = active()  # inside a user call() that trains: the tape keeps a for backward
+        a = np.asarray(a)
         if a.dtype not in _COMPILED or a.size == 0 or a.ndim == 0:
-            return self._forward(a)
-        y = a if in_place and a.flags.c_contiguous else np.array(a, order="C")
-        _core.activate(y.reshape(-1, y.shape[-1]), self._code)
+            y = self._forward(a)
+        else:
+            in_place = in_place and tape is None and a.flags.c_contiguous
+            y = a if in_place else np.array(a, order="C")
+            _core.activate(y.reshape(-1, y.shape[-1]), self._code)
+        if tape is not None:
+            tape.record(f"activation {self.name!r}", [a], [y],
+                        lambda d, grads: [self.backward(a, y, d[0])])  # fmt: skip
         return y
 
     def backward(self, a, y, dy):

@@ -227,12 +227,25 @@ class Layer:
             mask: An optional (batch, time) boolean mask.
         """
         from .graph import call_symbolic, is_symbolic
+        from .tape import active, recording
 
         if is_symbolic(x):
             return call_symbolic(self, x)
-        x = self.cast_input(x)
+        tape = active()
+        given, x = x, self.cast_input(x)
         self.ensure_built(x.shape)
-        y, _ = self.forward(x, mask, bool(training))
+        if tape is None:
+            return self.forward(x, mask, bool(training))[0]
+        with recording(None):  # the layer's own steps are its backward's business
+            y, ctx = self.forward(x, mask, True)  # inside a user call() that is training
+        if x is not given:  # the cast made a new array: the tape passes its gradient through
+            tape.record(f"{self.name}'s input cast", [given], [x], lambda d, grads: d)
+        outs = y if isinstance(y, list) else [y]
+
+        def backward(d, grads):
+            return [self.backward(ctx, d if len(d) > 1 else d[0], grads)]
+
+        tape.record(f"layer {self.name!r}", [x], outs, backward)
         return y
 
     def cast_input(self, x):
@@ -319,8 +332,10 @@ class Layer:
         """The weights as Keras lists them (Keras layout and order), each a `Weight` that
         reads (`numpy()`) and writes (`assign`) the layer; wrapped layers' under their path."""
         if self.sublayers():
-            return [Weight(w.layer, w.index, w.name, f"{self.name}/{w.path}")
-                    for sub in self.sublayers() for w in sub.weights]  # fmt: skip
+            own = [Weight(self, i, name, f"{self.name}/{name}") for i, name in
+                   enumerate(self.params)]  # fmt: skip
+            return own + [Weight(w.layer, w.index, w.name, f"{self.name}/{w.path}")
+                          for sub in self.sublayers() for w in sub.weights]  # fmt: skip
         names = self._weight_names()
         return [Weight(self, i, name, f"{self.name}/{name}") for i, name in enumerate(names)]
 
@@ -455,17 +470,30 @@ def _user_call_kwargs(layer, training, mask) -> dict:
 
 
 def _user_forward(self, x, mask, training):
-    """A user layer's forward: its call(inputs[, training][, mask])."""
-    y = self.call(x, **_user_call_kwargs(self, training, mask))
+    """A user layer's forward: its call(inputs[, training][, mask]); in training without a
+    backward of its own, its calls of rnncore layers are recorded (tape.py)."""
+    from .tape import Tape, recording
+
+    tape = None
+    if training and getattr(type(self), "_backward_of_user", None) is None:
+        tape = Tape(self.name, True, [x])
+        with recording(tape):
+            y = self.call(x, **_user_call_kwargs(self, training, mask))
+    else:
+        y = self.call(x, **_user_call_kwargs(self, training, mask))
     y = [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else np.asarray(y)
-    return y, ((x, y) if training else None)
+    return y, ((x, y, tape) if training else None)
 
 
 def _user_backward(self, ctx, dy, grads):
     """A user layer's backward: its backward(grad_output, inputs, outputs) -> grad_inputs,
     weight gradients added with add_gradient."""
     backward = getattr(type(self), "_backward_of_user", None)
+    x, y, tape = ctx
     if backward is None:
+        if tape is not None and tape.ops:  # call() chained rnncore layers: their gradients
+            outputs, douts = (y, dy) if isinstance(y, list) else ([y], [dy])
+            return tape.gradients(outputs, douts, grads)[0]
         raise NotImplementedError(
             f"{self.name}: {type(self).__name__} defines call() but no "
             "backward(grad_output, inputs, outputs); define one to train it (inference "
@@ -473,7 +501,7 @@ def _user_backward(self, ctx, dy, grads):
         )
     self._grads = grads
     try:
-        return backward(self, dy, *ctx)
+        return backward(self, dy, x, y)
     finally:
         self._grads = None
 
@@ -491,9 +519,34 @@ def _user_output_shape(self, input_shape):
     return tuple(out)
 
 
+def _attribute_sublayers(self) -> list:
+    """The layers a user layer keeps as attributes (Keras tracks them the same way)."""
+    return [v for k, v in vars(self).items() if isinstance(v, Layer) and not k.startswith("_")]
+
+
+def _user_get_weights(self):
+    """Own weights, then each sublayer's (attribute order), as Keras lists them."""
+    own = [p.copy() for p in self.params.values()]
+    return own + [w for sub in self.sublayers() for w in sub.get_weights()]
+
+
+def _user_assign(self, weights):
+    n = len(self.params)
+    Layer._assign(self, weights[:n])
+    for sub in self.sublayers():
+        k = len(sub.get_weights())
+        sub._assign(weights[n : n + k])
+        n += k
+
+
 def _adopt_user_layer(cls) -> None:
     """Gives a class that defines call() the layer protocol: forward runs call(), backward
-    runs the class's own backward(grad_output, inputs, outputs) if it has one."""
+    runs the class's own backward(grad_output, inputs, outputs) if it has one; layers kept as
+    attributes are its sublayers, their weights its weights."""
+    for name, method in (("sublayers", _attribute_sublayers), ("get_weights", _user_get_weights),
+                         ("_assign", _user_assign)):  # fmt: skip
+        if name not in cls.__dict__:
+            setattr(cls, name, method)
     own_backward = cls.__dict__.get("backward")
     if own_backward is not None and own_backward is not _user_backward:
         cls._backward_of_user = own_backward

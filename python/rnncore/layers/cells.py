@@ -12,8 +12,11 @@ import inspect
 
 import numpy as np
 
-from .base import LAYER_CLASSES, Layer, deserialize
+from .. import activations, initializers
+from .._validate import positive_int
+from .base import LAYER_CLASSES, Layer, add_grad, deserialize
 from .recurrent import GRU, LSTM, SimpleRNN
+from .tape import Tape, recording
 
 __all__ = ["GRUCell", "LSTMCell", "RNN", "SimpleRNNCell", "StackedRNNCells"]
 
@@ -23,23 +26,30 @@ _SEQUENCE_OPTIONS = {"return_sequences", "return_state", "go_backwards", "statef
                      "zero_output_for_mask"}  # fmt: skip
 
 
-class _Cell:
+class _Cell(Layer):
     """One step's arguments for the fused layer `layer_class` (every argument it takes but
-    the sequence options, which belong to RNN)."""
+    the sequence options, which belong to RNN). In RNN(cell) the fused layer holds the
+    weights; called on its own, `cell(inputs, states)`, a cell is one step (SimpleRNNCell)
+    with weights of its own, as inside a user-written cell."""
 
     layer_class: type = SimpleRNN
     state_count = 1
 
     def __init__(self, units, **kwargs):
-        self.name = kwargs.pop("name", None)
-        kwargs.pop("trainable", None)
-        kwargs.pop("dtype", None)
+        layer_args = {k: kwargs.pop(k) for k in ("name", "trainable", "dtype") if k in kwargs}
+        super().__init__(**layer_args)
         sequence_options = _SEQUENCE_OPTIONS & set(kwargs)
         if sequence_options:
             raise TypeError(f"{type(self).__name__}: {sorted(sequence_options)} belong to RNN")
         self.units = units
         self.options = kwargs
-        self.layer_class(units, **kwargs)  # checks every argument now, as Keras's cell does
+        self.fused = self._check(units, kwargs)
+        self._init_rng(kwargs.get("seed"))  # weights of the step-by-step use
+
+    def _check(self, units, options) -> bool:
+        """Checks every argument now, as Keras's cell does; whether the kernels run it."""
+        self.layer_class(units, **options)
+        return True
 
     @property
     def state_size(self):
@@ -61,6 +71,8 @@ class _Cell:
 
     def get_config(self):
         """{units, name, options} as the fused layer serializes them: what rebuilds the cell."""
+        if not self.fused:
+            return {"name": self.name, "units": self.units, **self.options}
         cfg = self.make_layer().get_config()
         for key in _SEQUENCE_OPTIONS | {"trainable", "dtype", "input_shape"}:
             cfg.pop(key, None)
@@ -74,9 +86,59 @@ class _Cell:
 
 
 class SimpleRNNCell(_Cell):
-    """Keras's SimpleRNNCell (activation tanh or relu), run as a fused SimpleRNN by RNN."""
+    """Keras's SimpleRNNCell: run as a fused SimpleRNN by RNN (activation tanh or relu), or
+    called one step at a time, `output, [h] = cell(inputs, [h])`, with any activation (None
+    for linear, as the forecasting chapter's layer-normalised cell uses it)."""
 
     layer_class = SimpleRNN
+
+    def _check(self, units, options) -> bool:
+        act = options.get("activation", "tanh")
+        if act in ("tanh", "relu"):
+            return super()._check(units, options)
+        activations.get(act)  # any element-wise activation, for the step-by-step use
+        positive_int("units", units)
+        return False
+
+    def build(self, input_shape):
+        """kernel, recurrent_kernel and bias for the step-by-step use (Keras layout)."""
+        get, o, H = initializers.get, self.options, self.units
+        self._make("kernel", (input_shape[-1], H),
+                   get(o.get("kernel_initializer", "glorot_uniform"), "kernel_initializer"),
+                   self._rng)  # fmt: skip
+        self._make("recurrent_kernel", (H, H),
+                   get(o.get("recurrent_initializer", "orthogonal"), "recurrent_initializer"),
+                   self._rng)  # fmt: skip
+        if o.get("use_bias", True):
+            self._make("bias", (H,), get(o.get("bias_initializer", "zeros"), "bias_initializer"),
+                       self._rng)  # fmt: skip
+
+    def __call__(self, inputs, states, training=False):
+        """One step: (output, [new state]) = act(inputs·kernel + h·recurrent_kernel + bias)."""
+        from .tape import active
+
+        x = self.cast_input(inputs)
+        h = self.cast_input(states[0] if isinstance(states, (list, tuple)) else states)
+        self.ensure_built(x.shape)
+        p = self.params
+        a = x @ p["kernel"] + h @ p["recurrent_kernel"]
+        if "bias" in p:
+            a = a + p["bias"]
+        act = activations.get(self.options.get("activation", "tanh"))
+        y = act._forward(a)
+        tape = active()
+        if tape is not None:
+
+            def backward(d, grads):
+                da = act.backward(a, y, d[0])
+                add_grad(grads, (self, "kernel"), x.T @ da)
+                add_grad(grads, (self, "recurrent_kernel"), h.T @ da)
+                if "bias" in p:
+                    add_grad(grads, (self, "bias"), da.sum(axis=0))
+                return [da @ p["kernel"].T, da @ p["recurrent_kernel"].T]
+
+            tape.record(f"cell {self.name!r}", [x, h], [y], backward)
+        return y, [y]
 
 
 class LSTMCell(_Cell):
@@ -210,8 +272,12 @@ class RNN(Layer):
         """Builds each fused layer on the output shape of the one below (a user's cell on
         one step's shape)."""
         if _is_user_cell(self.cell):
-            self.cell.dtype = self.cell.dtype or self.dtype
-            self.cell.ensure_built((input_shape[0], input_shape[2]))
+            cell = self.cell
+            cell.dtype = cell.dtype or self.dtype
+            cell.ensure_built((input_shape[0], input_shape[2]))
+            # one step on zeros builds the layers the cell calls, so its weights exist now
+            zeros = [np.zeros((1, n), self.compute_dtype) for n in _state_sizes(cell)]
+            cell.call(np.zeros((1, input_shape[2]), self.compute_dtype), zeros)
             return
         shape = input_shape
         for sub in self._layers:
@@ -361,8 +427,16 @@ def _cell_loop(rnn, x, mask, training, initial_state):
     kwargs = {"training": training} if takes_training else {}
     prev = np.zeros((B, _output_size(cell)), rnn.compute_dtype)
     steps, outs = [], []
+    # a cell without backward() that chains rnncore's pieces trains through a tape per step
+    taped = training and getattr(type(cell), "_backward_of_user", None) is None
     for t in range(T - 1, -1, -1) if rnn.go_backwards else range(T):
-        y, new = cell.call(x[:, t], list(states), **kwargs)
+        xt, tape = x[:, t], None
+        if taped:
+            tape = Tape(cell.name, True, [xt, *states])
+            with recording(tape):
+                y, new = cell.call(xt, list(states), **kwargs)
+        else:
+            y, new = cell.call(xt, list(states), **kwargs)
         y, new = np.asarray(y), [np.asarray(v) for v in (new if isinstance(new, (list, tuple))
                                                          else [new])]  # fmt: skip
         m = None if mask is None else mask[:, t, None].astype(y.dtype)
@@ -371,7 +445,7 @@ def _cell_loop(rnn, x, mask, training, initial_state):
             y_out = m * y + (0 if rnn.zero_output_for_mask else (1 - m) * prev)
         else:
             y_out = y
-        steps.append((t, x[:, t], list(states), y, new, m))
+        steps.append((t, xt, list(states), y, new, m, tape))
         states, prev = new, y_out
         outs.append(y_out)
     seq = np.stack(outs, axis=1)  # in processing order, as Keras returns it
@@ -381,12 +455,20 @@ def _cell_loop(rnn, x, mask, training, initial_state):
     return y, ((steps, x.shape) if training else None)
 
 
+def _tape_backward(cell, g_y, g_new, xt, states, y, new, tape):
+    """A step's gradients from the calls its cell recorded (no backward() of its own)."""
+    g = tape.gradients([y, *new], [g_y, *g_new], cell._grads)
+    return g[0], g[1:]
+
+
 def _cell_loop_backward(rnn, ctx, dy, grads):
     """Back through the steps in reverse, each through the cell's backward(grad_output,
     grad_states, inputs, states, output, new_states) -> (grad_inputs, grad_states)."""
     steps, x_shape = ctx
     cell = rnn.cell
     backward = getattr(type(cell), "_backward_of_user", None)
+    if backward is None and steps[0][6] is not None and steps[0][6].ops:
+        backward = _tape_backward
     if backward is None:
         raise NotImplementedError(
             f"{rnn.name}: the cell {type(cell).__name__} has no backward(grad_output, "
@@ -404,7 +486,7 @@ def _cell_loop_backward(rnn, ctx, dy, grads):
     cell._grads = grads
     try:
         for k in range(n - 1, -1, -1):
-            t, xt, states, y, new, m = steps[k]
+            t, xt, states, y, new, m, tape = steps[k]
             g_out = carry + (dseq[:, k] if dseq is not None else (dy if k == n - 1 else 0))
             g_y, g_new, keep = g_out, dstates, None
             if m is not None:
@@ -413,7 +495,10 @@ def _cell_loop_backward(rnn, ctx, dy, grads):
                 carry = 0 * g_out if rnn.zero_output_for_mask else g_out * (1 - m)
             else:
                 carry = np.zeros_like(g_out)
-            g_x, g_states = backward(cell, g_y, g_new, xt, states, y, new)
+            if backward is _tape_backward:
+                g_x, g_states = _tape_backward(cell, g_y, g_new, xt, states, y, new, tape)
+            else:
+                g_x, g_states = backward(cell, g_y, g_new, xt, states, y, new)
             g_states = list(g_states) if isinstance(g_states, (list, tuple)) else [g_states]
             dstates = g_states if keep is None else [a + b for a, b in zip(g_states, keep)]
             dx[:, t] = g_x
