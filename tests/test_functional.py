@@ -225,6 +225,10 @@ def test_files_json_summary_and_dict_inputs(tmp_path, capsys):
     again = rnncore.models.model_from_json(ours.to_json())
     again.set_weights(ours.get_weights())
     np.testing.assert_array_equal(again.predict(x), ours.predict(x))
+    clone = rnncore.models.clone_model(ours)
+    assert isinstance(clone, rnncore.Model) and clone.get_layer("decoder") is not None
+    clone.set_weights(ours.get_weights())
+    np.testing.assert_array_equal(clone.predict(x), ours.predict(x))
     by_name = ours.predict({"enc_in": x[0], "dec_in": x[1]})
     np.testing.assert_array_equal(by_name, ours.predict(x))
     ours.summary()

@@ -224,3 +224,8 @@ def test_numpy_glue_in_a_cell_without_backward_is_refused_when_training():
     model.compile("sgd", "mse")
     with pytest.raises(NotImplementedError, match="made in plain NumPy.*define backward"):
         model.fit(np.ones((2, 4, 2)), np.ones((2, 3)), verbose=0)
+
+
+def test_only_simple_rnn_cells_step_on_their_own():
+    with pytest.raises(NotImplementedError, match="LSTMCell: called one step at a time"):
+        L.LSTMCell(3)(np.zeros((1, 2)), [np.zeros((1, 3)), np.zeros((1, 3))])

@@ -65,6 +65,13 @@ class _Cell(Layer):
         """The fused layer that runs this cell over a sequence."""
         return self.layer_class(self.units, **self.options, **sequence_options)
 
+    def __call__(self, inputs, states=None, training=False):
+        """One step on its own: SimpleRNNCell only, so far."""
+        raise NotImplementedError(
+            f"{type(self).__name__}: called one step at a time is not supported yet "
+            "(SimpleRNNCell is); run it over sequences in layers.RNN"
+        )
+
     def keras_name(self):
         """The weight group Keras gives this cell inside a stack (its class, snake case)."""
         return type(self).__name__.replace("RNNCell", "_rnn_cell").replace("Cell", "_cell").lower()
