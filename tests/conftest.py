@@ -153,3 +153,17 @@ __all__ = [
     "reference",
     "rel_err",
 ]
+
+
+def assert_trains_like_keras(ours, theirs, keras, x, y, lr=0.1, batch_size=8, epochs=2,
+                             rtol=1e-4, atol=2e-6):  # fmt: skip
+    """SGD(lr) on mse for `epochs` unshuffled epochs in both libraries (same starting
+    weights), then every weight equal within rtol/atol."""
+    import rnncore
+
+    ours.compile(rnncore.optimizers.SGD(lr), "mse")
+    theirs.compile(keras.optimizers.SGD(lr), "mse")
+    ours.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+    theirs.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)

@@ -13,7 +13,7 @@ import pytest
 import rnncore
 from rnncore import layers as L
 
-from conftest import import_peer
+from conftest import assert_trains_like_keras, import_peer
 
 RNG = np.random.default_rng(0)
 
@@ -120,12 +120,7 @@ def test_graph_predicts_and_trains_as_keras(name):
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=2e-5,
                                atol=2e-6)  # fmt: skip
     y = RNG.standard_normal((16, *theirs.output_shape[1:])).astype(np.float32)
-    ours.compile(rnncore.optimizers.SGD(0.05), "mse")
-    theirs.compile(keras.optimizers.SGD(0.05), "mse")
-    ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    assert_trains_like_keras(ours, theirs, keras, x, y, lr=0.05)
     assert ours.count_params() == theirs.count_params()
 
 

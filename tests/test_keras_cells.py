@@ -14,7 +14,7 @@ import pytest
 import rnncore
 from rnncore import layers as L
 
-from conftest import import_peer
+from conftest import assert_trains_like_keras, import_peer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_layers_fd import check_layer  # noqa: E402
@@ -67,12 +67,7 @@ def test_one_training_step_equals_keras():
     keras = _keras()
     ours, theirs = _pair(keras, "stack-list", return_sequences=True)
     x, y = _masked_x(1), np.random.default_rng(2).standard_normal((4, 7, 3)).astype(np.float32)
-    ours.compile(rnncore.optimizers.SGD(0.1), "mse")
-    theirs.compile(keras.optimizers.SGD(0.1), "mse")
-    ours.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
-    theirs.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert_trains_like_keras(ours, theirs, keras, x, y, batch_size=4, epochs=1, atol=1e-6)
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])

@@ -14,7 +14,7 @@ import pytest
 import rnncore
 from rnncore import layers as L
 
-from conftest import import_peer
+from conftest import assert_trains_like_keras, import_peer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_layers_fd import check_layer  # noqa: E402
@@ -181,12 +181,7 @@ def test_the_chapter_code_as_written_equals_keras_and_trains_the_same():
     theirs.predict(x, verbose=0)  # Keras builds its cells' layers on the first call
     ours.set_weights(theirs.get_weights())
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), atol=2e-5)
-    ours.compile(rnncore.optimizers.SGD(0.1), "mse")
-    theirs.compile(keras.optimizers.SGD(0.1), "mse")
-    ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
-    theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    assert_trains_like_keras(ours, theirs, keras, x, y, batch_size=4)
 
 
 def test_the_chapter_code_equals_layer_norm_simple_rnn_and_finite_differences():

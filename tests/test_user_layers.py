@@ -14,7 +14,7 @@ import pytest
 import rnncore
 from rnncore import layers as L
 
-from conftest import import_peer
+from conftest import assert_trains_like_keras, import_peer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_layers_fd import check_layer  # noqa: E402
@@ -88,12 +88,7 @@ def test_user_layer_trains_as_the_same_layer_in_keras(tmp_path):
     rng = np.random.default_rng(1)
     x, y = rng.random((16, 5, 2)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), atol=1e-6)
-    ours.compile(rnncore.optimizers.SGD(0.1), "mse")
-    theirs.compile(keras.optimizers.SGD(0.1), "mse")
-    ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    assert_trains_like_keras(ours, theirs, keras, x, y)
     ours.save(tmp_path / "m.rnncore")  # found again by its class name and get_config
     back = rnncore.models.load_model(tmp_path / "m.rnncore")
     np.testing.assert_array_equal(back.predict(x), ours.predict(x))
@@ -155,9 +150,4 @@ def test_a_layer_made_of_rnncore_layers_trains_without_a_backward():
     x, y = rng.random((16, 6)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
     theirs.predict(x, verbose=0)
     ours.set_weights(theirs.get_weights())
-    ours.compile(rnncore.optimizers.SGD(0.1), "mse")
-    theirs.compile(keras.optimizers.SGD(0.1), "mse")
-    ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    assert_trains_like_keras(ours, theirs, keras, x, y)

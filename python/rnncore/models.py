@@ -270,12 +270,7 @@ class Sequential(TrainingLoop):
         Raises:
             ValueError: another extension (the message lists these).
         """
-        kind = saving.file_kind(path, ("rnncore", "keras"), "save")
-        if distribution.is_writer():
-            if kind == "keras":
-                _keras_files.save_keras_model(self, path)
-            else:
-                saving.save_model(self, path)
+        self._write(path, "keras", _keras_files.save_keras_model, "save")
 
     def save_weights(self, path) -> None:
         """Writes the weights, atomically, in the format its extension names.
@@ -289,12 +284,14 @@ class Sequential(TrainingLoop):
         Raises:
             ValueError: another extension (the message lists these).
         """
-        kind = saving.file_kind(path, ("rnncore", "weights.h5"), "save_weights")
+        self._write(path, "weights.h5", _keras_files.save_keras_weights, "save_weights")
+
+    def _write(self, path, keras_kind, keras_writer, method) -> None:
+        """rnncore's file, or Keras's `keras_kind` by keras_writer, as path's extension says;
+        only rank 0 of a DataParallel writes."""
+        kind = saving.file_kind(path, ("rnncore", keras_kind), method)
         if distribution.is_writer():
-            if kind == "weights.h5":
-                _keras_files.save_keras_weights(self, path)
-            else:
-                saving.save_model(self, path)
+            (keras_writer if kind == keras_kind else saving.save_model)(self, path)
 
     def load_weights(self, path) -> None:
         """Weights for this architecture from a file `save`/`save_weights` wrote, or from
