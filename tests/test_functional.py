@@ -6,6 +6,8 @@ differences; files; and the errors a user meets."""
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ import rnncore
 from rnncore import layers as L
 
 from conftest import assert_trains_like_keras, import_peer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_layers_fd import _numeric  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -167,7 +172,6 @@ def test_whole_graph_gradients_match_finite_differences(graph):
     model.compile("sgd", "mse")
     xs = model._prepare_x(x)
     _, grads = model._local_stats(xs, y, True)
-    eps = 1e-6
 
     def mean_loss():
         total, count = model._local_stats(xs, y, False)[0]["loss"]
@@ -175,15 +179,7 @@ def test_whole_graph_gradients_match_finite_differences(graph):
 
     assert len(grads) == len(model._leaf_params())  # every weight gets a gradient
     for (layer, name), g in grads.items():
-        p = layer.params[name].reshape(-1)
-        for i in RNG.choice(p.size, min(4, p.size), replace=False):
-            old = p[i]
-            p[i] = old + eps
-            up = mean_loss()
-            p[i] = old - eps
-            down = mean_loss()
-            p[i] = old
-            numeric = (up - down) / (2 * eps)
+        for i, numeric in _numeric(mean_loss, layer.params[name], 4, RNG).items():
             assert abs(g.reshape(-1)[i] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (layer, name)
 
 
