@@ -127,6 +127,7 @@ def test_graph_predicts_and_trains_as_keras(name):
     y = RNG.standard_normal((16, *theirs.output_shape[1:])).astype(np.float32)
     assert_trains_like_keras(ours, theirs, keras, x, y, lr=0.05)
     assert ours.count_params() == theirs.count_params()
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
 
 
 def test_several_outputs_with_losses_weights_and_metrics_by_name():
@@ -225,8 +226,10 @@ def test_files_json_summary_and_dict_inputs(tmp_path, capsys):
     ours.summary()
     out = capsys.readouterr().out
     assert "decoder (LSTM)" in out and "encoder/1, encoder/2" in out
-    with pytest.raises(ValueError, match="functional models are not written yet"):
-        ours.save(tmp_path / "m.keras")
+    a = rnncore.Input((5, 3))
+    model = rnncore.Model(a, L.LayerNormSimpleRNN(2)(a))
+    with pytest.raises(ValueError, match="LayerNormSimpleRNN has no Keras counterpart"):
+        model.save(tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
 
 
@@ -255,3 +258,18 @@ def test_errors_a_user_meets():
         rnncore.Model([a, b], L.Concatenate()([h, b])).predict([np.zeros((1, 3, 2))])
     with pytest.raises(TypeError, match="is symbolic"):
         np.asarray(h)
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_keras_files_of_graphs_both_ways(name, tmp_path):
+    keras, ours, theirs, x = _pair(name)
+    if isinstance(x, list):
+        x = [v.astype(np.float32) if v.dtype.kind == "f" else v for v in x]
+    ours.save(tmp_path / "ours.keras")
+    opened = keras.models.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(opened.predict(x, verbose=0), ours.predict(x), atol=1e-6)
+    theirs.save(tmp_path / "theirs.keras")
+    loaded = rnncore.models.load_model(tmp_path / "theirs.keras")
+    assert isinstance(loaded, rnncore.Model)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in theirs.layers]
+    np.testing.assert_allclose(loaded.predict(x), theirs.predict(x, verbose=0), atol=1e-6)

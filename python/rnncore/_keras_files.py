@@ -16,13 +16,13 @@ import io as _io
 import json
 import os
 import pathlib
-import re
 import zipfile
 
 from . import io
 from . import layers as layers_mod
 from ._files import atomic_write
 from ._version import __version__
+from .layers.base import snake_case
 
 __all__ = ["load_keras_model", "save_keras_model", "save_keras_weights"]
 
@@ -41,12 +41,11 @@ _KERAS_DEFAULTS = {"data_format": "channels_last", "groups": 1, "rms_scaling": F
                    "beta_constraint": None, "gamma_constraint": None,
                    "embeddings_initializer": "uniform", "implementation": 2,
                    "moving_mean_initializer": "zeros", "moving_variance_initializer": "ones",
-                   "synchronized": False, "renorm": False}  # fmt: skip
+                   "synchronized": False, "renorm": False, "keepdims": False}  # fmt: skip
 _MAX_CONFIG_BYTES = 16 << 20  # config.json: an architecture, never this large
 
 
-def _snake(name):
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+_snake = snake_case  # Keras's spelling of class names in files
 
 
 # ---- writing --------------------------------------------------------------------------------
@@ -64,18 +63,80 @@ def _to_keras_spec(spec):
             "registered_name": None}  # fmt: skip
 
 
-def keras_architecture(model) -> dict:
-    """`model`'s architecture as Keras's config.json holds it."""
-    if type(model).__name__ != "Sequential":
-        raise ValueError(f"{model.name}: Keras files of functional models are not written yet; "
-                         "save it as '.rnncore'")  # fmt: skip
-    if model.built_input_shape is None:
-        raise ValueError("model: build it first (start it with rnncore.Input(shape))")
+# Layers of functional graphs that Keras has under the same name, with no weights or with
+# weights in plain vars groups.
+_GRAPH_LAYERS = {"Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot", "RepeatVector",
+                 "Reshape", "Permute", "MaxPooling1D", "GlobalAveragePooling1D",
+                 "GlobalMaxPooling1D", "Attention", "AdditiveAttention", "InputLayer"}  # fmt: skip
+
+
+def _check_keras_layers(model) -> None:
     for layer in model.layers:
         name = type(layer).__name__
-        if name not in io._KERAS_GROUP and not isinstance(layer, io._WEIGHTLESS):
+        if not (name in io._KERAS_GROUP or name in _GRAPH_LAYERS
+                or isinstance(layer, io._WEIGHTLESS)):  # fmt: skip
             raise ValueError(f"{layer.name}: {name} has no Keras counterpart; save it as "
                              "'.rnncore' instead")  # fmt: skip
+
+
+def _tensor_ref(t, node_index) -> dict:
+    """A symbolic tensor as Keras's config names it: its producer, call and output index."""
+    layer = t.node.layer
+    dtype = str(t.dtype) if t.dtype is not None else "float32"
+    return {"class_name": "__keras_tensor__", "config": {
+        "shape": list(t.shape), "dtype": dtype,
+        "keras_history": [layer.name, node_index[id(t.node)], t.index]}}  # fmt: skip
+
+
+def _functional_architecture(model) -> dict:
+    """A functional Model as Keras's "Functional" config: layers in model.layers order, each
+    with its calls (inbound_nodes), then the input and output tensors."""
+    calls: dict = {}  # id(layer) -> its nodes in the order they were made
+    for node in sorted(model._nodes, key=lambda n: n.serial):
+        calls.setdefault(id(node.layer), []).append(node)
+    node_index = {id(t.node): 0 for t in model.inputs}
+    for nodes in calls.values():
+        node_index.update({id(n): i for i, n in enumerate(nodes)})
+    specs = []
+    for layer in model.layers:
+        if isinstance(layer, layers_mod.InputLayer):
+            t = layer.tensor
+            dtype = str(t.dtype) if t.dtype is not None else "float32"
+            specs.append({"module": "keras.layers", "class_name": "InputLayer",
+                          "registered_name": None, "name": layer.name, "inbound_nodes": [],
+                          "config": {"batch_shape": list(t.shape), "dtype": dtype,
+                                     "sparse": False, "name": layer.name}})  # fmt: skip
+            continue
+        spec = _to_keras_spec(layers_mod.serialize(layer))
+        spec["name"] = layer.name
+        spec["inbound_nodes"] = []
+        for node in calls[id(layer)]:
+            refs = [_tensor_ref(t, node_index) for t in node.inputs]
+            kwargs = {"initial_state": [_tensor_ref(t, node_index) for t in node.states]}
+            spec["inbound_nodes"].append({"args": [refs if node.many else refs[0]],
+                                          "kwargs": kwargs if node.states else {}})  # fmt: skip
+        specs.append(spec)
+    ref = lambda t: [t.node.layer.name, node_index[id(t.node)], t.index]  # noqa: E731
+    shapes = [list(t.shape) for t in model.inputs]
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "registered_name": "Functional",
+            "config": {"name": model.name, "trainable": True, "layers": specs,
+                       "input_layers": [ref(t) for t in model.inputs],
+                       "output_layers": [ref(t) for t in model.outputs]},
+            "build_config": {"input_shape": shapes if len(shapes) > 1 else shapes[0]},
+            "compile_config": None}  # fmt: skip
+
+
+def keras_architecture(model) -> dict:
+    """`model`'s architecture as Keras's config.json holds it."""
+    if model.built_input_shape is None:
+        raise ValueError("model: build it first (start it with rnncore.Input(shape))")
+    _check_keras_layers(model)
+    if type(model).__name__ == "Model":
+        return _functional_architecture(model)
+    if type(model).__name__ != "Sequential":
+        raise ValueError(f"{model.name}: a {type(model).__name__}; Keras files hold Sequential "
+                         "and functional models")  # fmt: skip
     dtype = model.dtype.name if model.dtype is not None else "float32"
     shape = [model.batch_size, *model.built_input_shape]
     first = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
@@ -132,8 +193,8 @@ def _weights_h5_bytes(model) -> bytes:
         groups = f.create_group("layers")
         used: dict = {}
         for layer in model.layers:
-            if isinstance(layer, layers_mod.InputLayer):
-                continue
+            if isinstance(layer, layers_mod.InputLayer) and type(model).__name__ == "Sequential":
+                continue  # a Sequential's input is not among Keras's layers; a Model's is
             base = io._KERAS_GROUP.get(type(layer).__name__) or _snake(type(layer).__name__)
             n = used.get(base, 0)
             used[base] = n + 1
@@ -252,17 +313,97 @@ def _read_config(path) -> dict:
         raise ValueError(f"path: {str(path)!r}: config.json is not JSON ({e})") from None
 
 
+# Operations Keras records in a functional graph to compute masks (Embedding(mask_zero)
+# feeding a layer call's mask= argument); rnncore propagates masks itself and ignores mask=.
+_MASK_OPS = {"NotEqual", "ConvertToTensor"}
+
+
+def _functional_from_keras(cfg, where):
+    """A rnncore Model from Keras's Functional config: each layer made from its spec, its
+    calls replayed on the tensors their keras_history names (in any order they resolve)."""
+    from .functional import Model
+    from .layers.graph import input_tensor
+
+    made: dict = {}  # (layer name, call index) -> that call's output tensors
+    pending = []
+    try:
+        for spec in cfg["layers"]:
+            name = spec.get("name") or spec["config"]["name"]
+            if spec.get("class_name") == "InputLayer":
+                c = spec["config"]
+                shape = c.get("batch_shape") or [None, *c["shape"]]
+                dtype = _plain(c.get("dtype"))
+                dtype = None if dtype == "float32" else dtype  # float32: the model's default
+                layer = layers_mod.InputLayer(batch_shape=shape, name=name, dtype=dtype)
+                made[(name, 0)] = [input_tensor(layer)]
+                continue
+            if spec.get("class_name") in _MASK_OPS:
+                continue  # the masks Keras computes in the graph: rnncore derives its own
+            layer = layers_mod.deserialize(_from_keras_spec(spec, where))
+            layer.name = name
+            for k, call in enumerate(spec.get("inbound_nodes", [])):
+                pending.append((name, k, layer, call))
+        while pending:
+            ready = [p for p in pending if _resolvable(p[3], made)]
+            if not ready:
+                raise ValueError(f"calls that name unknown tensors: {[p[0] for p in pending]}")
+            for name, k, layer, call in ready:
+                args = _resolve(call["args"][0], made)
+                states = call.get("kwargs", {}).get("initial_state")
+                out = layer(args, initial_state=_resolve(states, made)) if states else layer(args)
+                made[(name, k)] = out if isinstance(out, list) else [out]
+            pending = [p for p in pending if p not in ready]
+        pick = lambda refs: [made[(r[0], int(r[1]))][int(r[2])] for r in refs]  # noqa: E731
+        ins, outs = cfg["input_layers"], cfg["output_layers"]
+        ins = [ins] if ins and isinstance(ins[0], str) else ins
+        outs_list = [outs] if outs and isinstance(outs[0], str) else outs
+        outputs = pick(outs_list)
+        return Model(
+            pick(ins), outputs if len(outputs) > 1 else outputs[0], name=cfg.get("name", "model")
+        )
+    except (KeyError, IndexError, TypeError) as e:
+        raise ValueError(f"{where}: invalid functional architecture ({e!r})") from None
+
+
+def _refs(value):
+    """The keras_history entries in a call argument (a tensor dict or lists of them)."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return [value["config"]["keras_history"]]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def _resolvable(call, made) -> bool:
+    refs = _refs(call.get("args", [])) + _refs(call.get("kwargs", {}).get("initial_state", []))
+    return all((r[0], int(r[1])) in made for r in refs)
+
+
+def _resolve(value, made):
+    """A call argument with its tensor dicts replaced by our symbolic tensors."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        name, k, i = value["config"]["keras_history"]
+        return made[(name, int(k))][int(i)]
+    if isinstance(value, list):
+        return [_resolve(v, made) for v in value]
+    return value
+
+
 def load_keras_model(path):
-    """A Sequential from a `.keras` archive Keras (or `save_keras_model`) wrote: the
-    architecture from config.json, the weights from model.weights.h5 (not compiled)."""
+    """A Sequential or functional Model from a `.keras` archive Keras (or
+    `save_keras_model`) wrote: the architecture from config.json, the weights from
+    model.weights.h5 (not compiled)."""
     from .saving import model_from_json  # saving imports this module
 
     where = f"{os.fspath(path)}"
     arch = _read_config(path)
     cfg = arch.get("config") if isinstance(arch, dict) else None
-    if arch.get("class_name") != "Sequential" or not isinstance(cfg, dict):
-        kind = arch.get("class_name") if isinstance(arch, dict) else type(arch).__name__
-        raise ValueError(f"{where}: a Keras {kind}; rnncore reads Keras Sequential models")
+    kind = arch.get("class_name") if isinstance(arch, dict) else type(arch).__name__
+    if kind == "Functional" and isinstance(cfg, dict):
+        return io.load_keras_weights(_functional_from_keras(cfg, where), path)
+    if kind != "Sequential" or not isinstance(cfg, dict):
+        raise ValueError(f"{where}: a Keras {kind}; rnncore reads Keras Sequential and "
+                         "functional models")  # fmt: skip
     specs = cfg.get("layers")
     if not isinstance(specs, list):
         raise ValueError(f"{where}: config.json has no layer list")

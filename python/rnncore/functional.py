@@ -66,6 +66,36 @@ def _topological(outputs) -> list[Node]:
     return order
 
 
+def _keras_order(outputs) -> list:
+    """The layers in Keras's model.layers order (so get_weights lists match Keras's, and
+    Keras files number their groups alike): deepest from the outputs first, ties in the
+    order a depth-first walk from the outputs first meets them."""
+    first_seen: dict = {}  # id(layer) -> (visit number, layer)
+    finished: list[Node] = []
+    done: set = set()
+
+    def visit(node):
+        if id(node) in done:
+            return
+        first_seen.setdefault(id(node.layer), (len(first_seen), node.layer))
+        for parent in node.parents():
+            visit(parent.node)
+        done.add(id(node))
+        finished.append(node)
+
+    for t in outputs:
+        visit(t.node)
+    node_depth: dict = {}
+    layer_depth: dict = {}
+    for node in reversed(finished):
+        depth = max(node_depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        for parent in node.parents():
+            node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
+    ranked = sorted(first_seen.values(), key=lambda v: (-layer_depth[id(v[1])], v[0]))
+    return [layer for _, layer in ranked]
+
+
 class Model(Sequential):
     """A model of a graph of layer calls, as Keras's functional `Model(inputs, outputs)`.
 
@@ -96,12 +126,9 @@ class Model(Sequential):
         if any(not isinstance(t.node.layer, InputLayer) for t in self.inputs):
             raise ValueError("inputs: expected tensors made by Input(...)")
         self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
-        self.layers = [t.node.layer for t in self.inputs]
-        for layer in self.layers:
-            layer.built = True  # an input has no weights to make
-        for node in self._nodes:
-            if all(node.layer is not other for other in self.layers):
-                self.layers.append(node.layer)
+        for t in self.inputs:
+            t.node.layer.built = True  # an input has no weights to make
+        self.layers = _keras_order(self.outputs)
         names = [layer.name for layer in self.layers]
         duplicate = {n for n in names if names.count(n) > 1}
         if duplicate:

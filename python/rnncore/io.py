@@ -16,6 +16,7 @@ import zipfile
 
 from . import layers as L
 from . import nn
+from .layers.base import snake_case
 
 __all__ = ["export_onnx", "from_torch", "load_keras_weights", "to_torch"]
 
@@ -213,11 +214,9 @@ def _assign_keras_groups(model, path, h5py):
         groups = _child(f, "layers", "", h5py)
         used, loaded = {}, set()  # used: group base -> count so far
         for layer in model.layers:
-            if isinstance(layer, _WEIGHTLESS):
+            if not layer.get_weights():  # inputs, merges, dropout: Keras's groups are empty
                 continue
-            base = _KERAS_GROUP.get(type(layer).__name__)
-            if base is None:
-                raise ValueError(f"{layer.name}: {type(layer).__name__} has no Keras counterpart")
+            base = _KERAS_GROUP.get(type(layer).__name__) or snake_case(type(layer).__name__)
             n = used.get(base, 0)
             used[base] = n + 1
             key = base if n == 0 else f"{base}_{n}"

@@ -57,6 +57,14 @@ def dense(x, kernel, bias):
     return a.reshape(x.shape[:-1] + (units,))
 
 
+def snake_case(name: str) -> str:
+    """A class name as Keras writes it in files and default names: "SimpleRNN" ->
+    "simple_rnn", "GlobalAveragePooling1D" -> "global_average_pooling1d"."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def add_grad(grads, key, g):
     """Adds gradient `g` into `grads[key]` (a layer used twice accumulates both)."""
     if key in grads:

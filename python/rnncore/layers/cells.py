@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import activations, initializers
 from .._validate import positive_int
-from .base import LAYER_CLASSES, Layer, add_grad, deserialize
+from .base import LAYER_CLASSES, Layer, add_grad, deserialize, snake_case
 from .recurrent import GRU, LSTM, SimpleRNN
 from .tape import Tape, recording
 
@@ -74,7 +74,7 @@ class _Cell(Layer):
 
     def keras_name(self):
         """The weight group Keras gives this cell inside a stack (its class, snake case)."""
-        return type(self).__name__.replace("RNNCell", "_rnn_cell").replace("Cell", "_cell").lower()
+        return snake_case(type(self).__name__)
 
     def get_config(self):
         """{units, name, options} as the fused layer serializes them: what rebuilds the cell."""

@@ -5,6 +5,7 @@ tensors. `rnncore.Model(inputs, outputs)` (functional.py) runs the recorded grap
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from .base import InputLayer, shape_str
@@ -40,6 +41,9 @@ class KerasTensor:
         )
 
 
+_serials = itertools.count()
+
+
 class Node:
     """One call of `layer` in a graph: its input tensors (a list when `many`), the tensors
     passed as `initial_state`, and the output tensors it made."""
@@ -47,6 +51,7 @@ class Node:
     def __init__(self, layer, inputs, many: bool, states):
         self.layer, self.inputs, self.many, self.states = layer, list(inputs), many, list(states)
         self.outputs: list[KerasTensor] = []
+        self.serial = next(_serials)  # calls in the order made: a shared layer's node index
 
     def parents(self) -> list[KerasTensor]:
         """Every tensor this call reads."""
