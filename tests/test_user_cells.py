@@ -221,6 +221,76 @@ def test_numpy_glue_in_a_cell_without_backward_is_refused_when_training():
         model.fit(np.ones((2, 4, 2)), np.ones((2, 3)), verbose=0)
 
 
-def test_only_simple_rnn_cells_step_on_their_own():
-    with pytest.raises(NotImplementedError, match="LSTMCell: called one step at a time"):
-        L.LSTMCell(3)(np.zeros((1, 2)), [np.zeros((1, 3)), np.zeros((1, 3))])
+def test_a_step_checks_its_states():
+    with pytest.raises(ValueError, match="expected 2 states, got 1"):
+        L.LSTMCell(3)(np.zeros((1, 2)), [np.zeros((1, 3))])
+
+
+def wrapped_cell_model(module, inner):
+    """A user cell that runs a built-in cell one step at a time, then normalises its output."""
+    keras = module
+
+    class Normed(keras.layers.Layer):
+        def __init__(self, cell, **kwargs):
+            super().__init__(**kwargs)
+            self.cell = cell
+            self.state_size = cell.state_size
+            self.output_size = cell.units
+            self.norm = keras.layers.LayerNormalization()
+
+        def call(self, inputs, states):
+            out, new_states = self.cell(inputs, states)
+            return self.norm(out), new_states
+
+    return keras.Sequential([keras.Input((6, 3)),
+                             keras.layers.RNN(Normed(inner(keras)), return_sequences=True),
+                             keras.layers.Dense(2)])  # fmt: skip
+
+
+INNER = {
+    "lstm": lambda m: m.layers.LSTMCell(4),
+    "gru-after": lambda m: m.layers.GRUCell(4),
+    "gru-before": lambda m: m.layers.GRUCell(4, reset_after=False),
+    "simple-relu": lambda m: m.layers.SimpleRNNCell(4, activation="relu"),
+}
+
+
+@pytest.mark.parametrize("inner", sorted(INNER))
+def test_built_in_cells_step_inside_user_cells_as_in_keras(inner):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = import_peer("keras")
+    theirs = wrapped_cell_model(keras, INNER[inner])
+    ours = wrapped_cell_model(rnncore, INNER[inner])
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((8, 6, 2)).astype(np.float32)
+    theirs.predict(x, verbose=0)
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), atol=2e-5)
+    assert_trains_like_keras(ours, theirs, keras, x, y, batch_size=4)
+
+
+@pytest.mark.parametrize("inner", sorted(INNER))
+def test_built_in_cell_steps_match_finite_differences(inner):
+    rnncore.utils.set_random_seed(1)
+    model = rnncore.Sequential([rnncore.Input((4, 3)), L.RNN(INNER[inner](rnncore),
+                                                             return_sequences=True)],
+                               dtype="float64")  # fmt: skip
+    assert model.layers[0].sublayers()  # the fused path: sanity of the setup
+    cell = INNER[inner](rnncore)
+
+    class Step(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = cell
+            self.state_size = cell.state_size
+
+        def call(self, inputs, states):
+            return self.inner(inputs, states)
+
+    f64 = rnncore.Sequential([rnncore.Input((4, 3)), L.RNN(Step(), return_sequences=True)],
+                             dtype="float64")  # fmt: skip
+    x = np.random.default_rng(2).standard_normal((3, 4, 3))
+    mask = np.ones((3, 4), bool)
+    mask[0, 2:] = False
+    assert check_layer(f64.layers[0], x, mask) == len(cell.params)

@@ -223,7 +223,8 @@ class Layer:
 
     def _make(self, name, shape, initializer, rng):
         self._check_weight_memory(tuple(shape))
-        self.params[name] = np.asarray(initializer(tuple(shape), rng), dtype=self.compute_dtype)
+        value = initializer(tuple(shape), rng)  # orthogonal gives a transposed (F-order) array
+        self.params[name] = np.asarray(value, dtype=self.compute_dtype, order="C")
 
     def __call__(self, x, training=False, mask=None):
         """The layer applied to array x, as in Keras: `y = layer(x)` (builds on first use).

@@ -65,12 +65,45 @@ class _Cell(Layer):
         """The fused layer that runs this cell over a sequence."""
         return self.layer_class(self.units, **self.options, **sequence_options)
 
-    def __call__(self, inputs, states=None, training=False):
-        """One step on its own: SimpleRNNCell only, so far."""
-        raise NotImplementedError(
-            f"{type(self).__name__}: called one step at a time is not supported yet "
-            "(SimpleRNNCell is); run it over sequences in layers.RNN"
-        )
+    gates = 1  # weight blocks per unit, in Keras's gate order
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def build(self, input_shape):
+        """kernel, recurrent_kernel and bias for the step-by-step use (Keras layout)."""
+        get, o, GH = initializers.get, self.options, self.gates * self.units
+        self._make("kernel", (input_shape[-1], GH),
+                   get(o.get("kernel_initializer", "glorot_uniform"), "kernel_initializer"),
+                   self._rng)  # fmt: skip
+        self._make("recurrent_kernel", (self.units, GH),
+                   get(o.get("recurrent_initializer", "orthogonal"), "recurrent_initializer"),
+                   self._rng)  # fmt: skip
+        if o.get("use_bias", True):
+            bias_init = get(o.get("bias_initializer", "zeros"), "bias_initializer")
+            self._make("bias", self._bias_shape(), bias_init, self._rng)
+
+    def _step_inputs(self, inputs, states):
+        """inputs and the states as arrays of the compute dtype; the weights built."""
+        x = self.cast_input(inputs)
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        if len(states) != self.state_count:
+            raise ValueError(f"{self.name}: expected {self.state_count} states, got "
+                             f"{len(states)}")  # fmt: skip
+        self.ensure_built(x.shape)
+        return x, [self.cast_input(s) for s in states]
+
+    def _record(self, inputs, outputs, backward) -> None:
+        """Notes this step on the active tape (a user call() that trains), if any."""
+        from .tape import active
+
+        tape = active()
+        if tape is not None:
+            tape.record(f"cell {self.name!r}", inputs, outputs, backward)
+
+    def _weight_grads(self, grads, x, h, dz_x, dz_h) -> None:
+        add_grad(grads, (self, "kernel"), x.T @ dz_x)
+        add_grad(grads, (self, "recurrent_kernel"), h.T @ dz_h)
 
     def keras_name(self):
         """The weight group Keras gives this cell inside a stack (its class, snake case)."""
@@ -107,61 +140,131 @@ class SimpleRNNCell(_Cell):
         positive_int("units", units)
         return False
 
-    def build(self, input_shape):
-        """kernel, recurrent_kernel and bias for the step-by-step use (Keras layout)."""
-        get, o, H = initializers.get, self.options, self.units
-        self._make("kernel", (input_shape[-1], H),
-                   get(o.get("kernel_initializer", "glorot_uniform"), "kernel_initializer"),
-                   self._rng)  # fmt: skip
-        self._make("recurrent_kernel", (H, H),
-                   get(o.get("recurrent_initializer", "orthogonal"), "recurrent_initializer"),
-                   self._rng)  # fmt: skip
-        if o.get("use_bias", True):
-            self._make("bias", (H,), get(o.get("bias_initializer", "zeros"), "bias_initializer"),
-                       self._rng)  # fmt: skip
-
     def __call__(self, inputs, states, training=False):
         """One step: (output, [new state]) = act(inputs·kernel + h·recurrent_kernel + bias)."""
-        from .tape import active
-
-        x = self.cast_input(inputs)
-        h = self.cast_input(states[0] if isinstance(states, (list, tuple)) else states)
-        self.ensure_built(x.shape)
+        x, (h,) = self._step_inputs(inputs, states)
         p = self.params
-        a = x @ p["kernel"] + h @ p["recurrent_kernel"]
-        if "bias" in p:
-            a = a + p["bias"]
+        a = x @ p["kernel"] + h @ p["recurrent_kernel"] + p.get("bias", 0)
         act = activations.get(self.options.get("activation", "tanh"))
         y = act._forward(a)
-        tape = active()
-        if tape is not None:
 
-            def backward(d, grads):
-                da = act.backward(a, y, d[0])
-                add_grad(grads, (self, "kernel"), x.T @ da)
-                add_grad(grads, (self, "recurrent_kernel"), h.T @ da)
-                if "bias" in p:
-                    add_grad(grads, (self, "bias"), da.sum(axis=0))
-                return [da @ p["kernel"].T, da @ p["recurrent_kernel"].T]
+        def backward(d, grads):
+            da = act.backward(a, y, d[0])
+            self._weight_grads(grads, x, h, da, da)
+            if "bias" in p:
+                add_grad(grads, (self, "bias"), da.sum(axis=0))
+            return [da @ p["kernel"].T, da @ p["recurrent_kernel"].T]
 
-            tape.record(f"cell {self.name!r}", [x, h], [y], backward)
+        self._record([x, h], [y], backward)
         return y, [y]
 
 
 class LSTMCell(_Cell):
-    """Keras's LSTMCell, run as a fused LSTM by RNN."""
+    """Keras's LSTMCell: run as a fused LSTM by RNN, or called one step at a time,
+    `h, [h, c] = cell(inputs, [h, c])` (gates i, f, c, o, as Keras)."""
 
     layer_class = LSTM
     state_count = 2
+    gates = 4
+
+    def build(self, input_shape):
+        """The weights; with unit_forget_bias the forget gate's bias starts at 1 (Keras)."""
+        super().build(input_shape)
+        if "bias" in self.params and self.options.get("unit_forget_bias", True):
+            self.params["bias"][self.units : 2 * self.units] += 1
+
+    def __call__(self, inputs, states, training=False):
+        """One step: the new h (the output) and [h, c]."""
+        x, (h, c) = self._step_inputs(inputs, states)
+        p, H = self.params, self.units
+        z = x @ p["kernel"] + h @ p["recurrent_kernel"] + p.get("bias", 0)
+        i, f, o = (_sigmoid(z[:, k * H : (k + 1) * H]) for k in (0, 1, 3))
+        g = np.tanh(z[:, 2 * H : 3 * H])
+        c_new = f * c + i * g
+        tc = np.tanh(c_new)
+        h_new = o * tc
+
+        def backward(d, grads):
+            dh, dc = d
+            dc = dc + dh * o * (1 - tc * tc)
+            dz = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f),
+                                 dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)  # fmt: skip
+            self._weight_grads(grads, x, h, dz, dz)
+            if "bias" in p:
+                add_grad(grads, (self, "bias"), dz.sum(axis=0))
+            return [dz @ p["kernel"].T, dz @ p["recurrent_kernel"].T, dc * f]
+
+        self._record([x, h, c], [h_new, c_new], backward)
+        return h_new, [h_new, c_new]
 
 
 class GRUCell(_Cell):
-    """Keras's GRUCell (reset_after either way), run as a fused GRU by RNN."""
+    """Keras's GRUCell (reset_after either way): run as a fused GRU by RNN, or called one
+    step at a time, `h, [h] = cell(inputs, [h])` (gates z, r, h, as Keras)."""
 
     layer_class = GRU
+    gates = 3
+
+    def _bias_shape(self):
+        H3 = 3 * self.units
+        return (2, H3) if self.options.get("reset_after", True) else (H3,)
+
+    def __call__(self, inputs, states, training=False):
+        """One step: the new h (the output) and [h]."""
+        x, (h,) = self._step_inputs(inputs, states)
+        p, H = self.params, self.units
+        after = self.options.get("reset_after", True)
+        bias = p.get("bias")
+        bx = 0 if bias is None else (bias[0] if after else bias)
+        mx = x @ p["kernel"] + bx  # input parts of z, r, candidate
+        R = p["recurrent_kernel"]
+        inner = h @ (R if after else R[:, : 2 * H])
+        if after and bias is not None:
+            inner = inner + bias[1]
+        z = _sigmoid(mx[:, :H] + inner[:, :H])
+        r = _sigmoid(mx[:, H : 2 * H] + inner[:, H : 2 * H])
+        rh = r * inner[:, 2 * H :] if after else (r * h) @ R[:, 2 * H :]
+        hh = np.tanh(mx[:, 2 * H :] + rh)
+        h_new = z * h + (1 - z) * hh
+
+        def backward(d, grads):
+            dh = d[0]
+            a_h = dh * (1 - z) * (1 - hh * hh)
+            if after:
+                dr = a_h * inner[:, 2 * H :]
+                d_inner_h = a_h * r
+            else:
+                du = a_h @ R[:, 2 * H :].T  # u = r * h
+                dr = du * h
+            a_z = dh * (h - hh) * z * (1 - z)
+            a_r = dr * r * (1 - r)
+            dx_parts = np.concatenate([a_z, a_r, a_h], axis=1)
+            add_grad(grads, (self, "kernel"), x.T @ dx_parts)
+            dh_prev = dh * z
+            if after:
+                d_inner = np.concatenate([a_z, a_r, d_inner_h], axis=1)
+                add_grad(grads, (self, "recurrent_kernel"), h.T @ d_inner)
+                dh_prev = dh_prev + d_inner @ R.T
+                if bias is not None:
+                    add_grad(grads, (self, "bias"), np.stack([dx_parts.sum(0), d_inner.sum(0)]))
+            else:
+                d_zr = np.concatenate([a_z, a_r], axis=1)
+                dR = np.concatenate([h.T @ d_zr, (r * h).T @ a_h], axis=1)
+                add_grad(grads, (self, "recurrent_kernel"), dR)
+                dh_prev = dh_prev + d_zr @ R[:, : 2 * H].T + du * r
+                if bias is not None:
+                    add_grad(grads, (self, "bias"), dx_parts.sum(0))
+            return [dx_parts @ p["kernel"].T, dh_prev]
+
+        self._record([x, h], [h_new], backward)
+        return h_new, [h_new]
 
 
 _CELLS = {c.__name__: c for c in (SimpleRNNCell, LSTMCell, GRUCell)}
+
+
+def _sigmoid(v):
+    return 0.5 * (np.tanh(0.5 * v) + 1.0)
 
 
 class StackedRNNCells:
@@ -447,12 +550,12 @@ def _cell_loop(rnn, x, mask, training, initial_state):
         y, new = np.asarray(y), [np.asarray(v) for v in (new if isinstance(new, (list, tuple))
                                                          else [new])]  # fmt: skip
         m = None if mask is None else mask[:, t, None].astype(y.dtype)
-        if m is not None:
+        steps.append((t, xt, list(states), y, new, m, tape))  # the cell's own outputs
+        if m is not None:  # masked rows keep their states and repeat their output
             new = [m * n + (1 - m) * s for n, s in zip(new, states)]
             y_out = m * y + (0 if rnn.zero_output_for_mask else (1 - m) * prev)
         else:
             y_out = y
-        steps.append((t, xt, list(states), y, new, m, tape))
         states, prev = new, y_out
         outs.append(y_out)
     seq = np.stack(outs, axis=1)  # in processing order, as Keras returns it
