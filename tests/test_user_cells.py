@@ -121,6 +121,15 @@ def test_states_in_and_out_in_a_graph_and_files(tmp_path):
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
 
 
+def _runs_but_cannot_train(cell, units, message):
+    """RNN(cell) predicts, and fit stops with a NotImplementedError matching message."""
+    model = rnncore.Sequential([rnncore.Input((4, 2)), L.RNN(cell)])
+    assert model.predict(np.ones((1, 4, 2))).shape == (1, units)
+    model.compile("sgd", "mse")
+    with pytest.raises(NotImplementedError, match=message):
+        model.fit(np.ones((2, 4, 2)), np.ones((2, units)), verbose=0)
+
+
 def test_a_cell_without_backward_runs_and_says_what_training_needs():
     class Plain(L.Layer):
         state_size = 2
@@ -132,11 +141,7 @@ def test_a_cell_without_backward_runs_and_says_what_training_needs():
             h = np.tanh(inputs @ self.w + states[0])
             return h, [h]
 
-    model = rnncore.Sequential([rnncore.Input((3, 2)), L.RNN(Plain())])
-    assert model.predict(np.ones((1, 3, 2))).shape == (1, 2)
-    model.compile("sgd", "mse")
-    with pytest.raises(NotImplementedError, match="has no backward.*define one to train it"):
-        model.fit(np.ones((2, 3, 2)), np.ones((2, 2)), verbose=0)
+    _runs_but_cannot_train(Plain(), 2, "has no backward.*define one to train it")
 
 
 def chapter_cell(module):
@@ -214,11 +219,7 @@ def test_numpy_glue_in_a_cell_without_backward_is_refused_when_training():
             doubled = out * 2  # plain NumPy: the tape cannot know its gradient
             return doubled, [doubled]
 
-    model = rnncore.Sequential([rnncore.Input((4, 2)), L.RNN(Glued())])
-    assert model.predict(np.ones((1, 4, 2))).shape == (1, 3)
-    model.compile("sgd", "mse")
-    with pytest.raises(NotImplementedError, match="made in plain NumPy.*define backward"):
-        model.fit(np.ones((2, 4, 2)), np.ones((2, 3)), verbose=0)
+    _runs_but_cannot_train(Glued(), 3, "made in plain NumPy.*define backward")
 
 
 def test_a_step_checks_its_states():

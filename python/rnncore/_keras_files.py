@@ -132,11 +132,8 @@ def keras_architecture(model) -> dict:
     if model.built_input_shape is None:
         raise ValueError("model: build it first (start it with rnncore.Input(shape))")
     _check_keras_layers(model)
-    if type(model).__name__ == "Model":
+    if model.architecture == "Model":
         return _functional_architecture(model)
-    if type(model).__name__ != "Sequential":
-        raise ValueError(f"{model.name}: a {type(model).__name__}; Keras files hold Sequential "
-                         "and functional models")  # fmt: skip
     dtype = model.dtype.name if model.dtype is not None else "float32"
     shape = [model.batch_size, *model.built_input_shape]
     first = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
@@ -193,7 +190,7 @@ def _weights_h5_bytes(model) -> bytes:
         groups = f.create_group("layers")
         used: dict = {}
         for layer in model.layers:
-            if isinstance(layer, layers_mod.InputLayer) and type(model).__name__ == "Sequential":
+            if isinstance(layer, layers_mod.InputLayer) and model.architecture == "Sequential":
                 continue  # a Sequential's input is not among Keras's layers; a Model's is
             base = io._KERAS_GROUP.get(type(layer).__name__) or _snake(type(layer).__name__)
             n = used.get(base, 0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import _sigmoid
+
 
 def convert_to_numpy(x):
     """x as a NumPy array (it already is one in rnncore)."""
@@ -27,7 +29,7 @@ def cast(x, dtype):
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), without overflow."""
-    return 0.5 * (np.tanh(0.5 * np.asarray(x)) + 1.0)
+    return _sigmoid(np.asarray(x))
 
 
 def relu(x):

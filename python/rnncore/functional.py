@@ -111,6 +111,8 @@ class Model(Sequential):
         >>> model = rnncore.Model([a, b], y)
     """
 
+    architecture = "Model"
+
     def __init__(self, inputs, outputs, name="model"):
         super().__init__(name=name)
         self.inputs = _flat(inputs, "inputs")
@@ -144,11 +146,6 @@ class Model(Sequential):
     def build(self, input_shape=None):
         """The layers were built when they were called on the symbolic inputs."""
         return self.outputs[0].shape
-
-    @property
-    def input_dtype(self):
-        """The dtype float inputs are cast to."""
-        return self.dtype or np.dtype(np.float32)
 
     # ---- running ----
     def _prepare_x(self, x):
@@ -214,8 +211,7 @@ class Model(Sequential):
             for j, (t, v) in enumerate(zip(node.outputs, outs)):
                 values[id(t)] = (v, out_mask if j == 0 else None)
             ctxs.append(ctx)
-            if layer.activity_regularizer is not None:
-                ctxs.activity[i] = outs[0]
+            ctxs.note_activity(i, layer, outs[0])
         ys = [values[id(t)] for t in self.outputs]
         if len(ys) == 1 and not self._many_outputs:
             return ys[0][0], ys[0][1], ctxs
@@ -236,23 +232,13 @@ class Model(Sequential):
                 continue  # nothing downstream of this call reaches the loss
             g = [dys.get(id(t)) if id(t) in dys else np.zeros_like(ctxs.values[id(t)][0])
                  for t in node.outputs]  # fmt: skip
-            if i in ctxs.activity:
-                g[0] = g[0] + node.layer.activity_regularizer.gradient(ctxs.activity[i]) / len(
-                    ctxs.activity[i]
-                )
+            g[0] = ctxs.with_activity_grad(i, g[0])
             dx = node.layer.backward(ctxs[i], g if len(g) > 1 else g[0], grads)
             for t, d in zip(node.inputs, dx if node.many else [dx]):
                 add(t, d)
             if node.states:
                 for t, d in zip(node.states, node.layer.last_state_grads):
                     add(t, d)
-
-    def _regularization(self, ctxs, grads=None) -> float:
-        """Weight penalties of every layer, and activity penalties of every call."""
-        total = sum(layer.weight_penalty(grads) for layer in self.layers)
-        for i, y in ctxs.activity.items():
-            total += self._nodes[i].layer.activity_regularizer(y) / len(y)
-        return total
 
     # ---- several outputs: a loss (and metrics) per output, as Keras ----
     @property
@@ -359,11 +345,6 @@ class Model(Sequential):
             stats[name] = metric.sums(y.arrays[k], preds[k], None)
         return stats, grads
 
-    def __call__(self, x, training=False):
-        """The model applied to x (no batching): `y = model(x)`."""
-        y, _, _ = self._forward(self._prepare_x(x), bool(training))
-        return y
-
     def summary(self, print_fn=print):
         """Prints every call's layer, output shape, parameters and inputs (as Keras).
 
@@ -443,13 +424,3 @@ class Model(Sequential):
             raise ValueError(f"{where}invalid functional architecture ({e!r})") from None
         many = config.get("many_outputs", len(outputs) > 1)
         return cls(inputs, outputs if many else outputs[0], name=config.get("name", "model"))
-
-    def to_json(self, **kwargs) -> str:
-        """The architecture as JSON (no weights), for `rnncore.models.model_from_json`.
-
-        Args:
-            **kwargs: Passed to json.dumps (indent=2, say).
-        """
-        import json
-
-        return json.dumps({"class_name": "Model", "config": self.get_config()}, **kwargs)

@@ -26,6 +26,8 @@ __all__ = ["History", "Model", "Sequential", "clone_model", "load_model", "model
 class Sequential(TrainingLoop):
     """A linear stack of layers: `Sequential([Input((T, F)), LSTM(32), Dense(1)])`."""
 
+    architecture = "Sequential"  # the class_name of its JSON and model files
+
     def __init__(self, layers=None, name="sequential", dtype=None):
         self.name = name
         self.dtype = None if dtype is None else float_dtype(dtype)
@@ -139,17 +141,14 @@ class Sequential(TrainingLoop):
             y, ctx = layer.forward(x, mask, training)
             mask = layer.compute_mask(x, mask)
             ctxs.append(ctx)
-            if layer.activity_regularizer is not None:
-                ctxs.activity[i] = y  # its penalty joins the loss (see _regularization)
+            ctxs.note_activity(i, layer, y)  # its penalty joins the loss (see _regularization)
             x = y
         return x, mask, ctxs
 
     def _backward(self, ctxs, dy, grads):
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
-            if i in ctxs.activity:  # the activity penalty's gradient, per sample as Keras
-                y = ctxs.activity[i]
-                dy = dy + layer.activity_regularizer.gradient(y) / len(y)
+            dy = ctxs.with_activity_grad(i, dy)
             dy = layer.backward(ctxs[i], dy, grads)
             if dy is None:
                 break
@@ -158,10 +157,7 @@ class Sequential(TrainingLoop):
         """The penalties added to the loss: every layer's weight regularizers and, from the
         forward pass `ctxs`, the activity regularizers (divided by the batch size, as Keras 3
         does); their weight gradients go into `grads` when given."""
-        total = sum(layer.weight_penalty(grads) for layer in self.layers)
-        for i, y in ctxs.activity.items():
-            total += self.layers[i].activity_regularizer(y) / len(y)
-        return total
+        return sum(layer.weight_penalty(grads) for layer in self.layers) + ctxs.activity_penalty()
 
     def _apply_constraints(self) -> None:
         for layer in self.layers:
@@ -254,7 +250,7 @@ class Sequential(TrainingLoop):
         Args:
             **kwargs: Passed to json.dumps (indent=2, say).
         """
-        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+        return json.dumps({"class_name": self.architecture, "config": self.get_config()}, **kwargs)
 
     def save(self, path) -> None:
         """Writes the model, atomically, in the format its extension names.
@@ -347,12 +343,28 @@ class Sequential(TrainingLoop):
 
 
 class _Contexts(list):
-    """The layers' backward contexts of one forward pass, and the outputs of the layers with
-    an activity regularizer ({layer index: output})."""
+    """The layers' backward contexts of one forward pass, and the outputs of the calls with
+    an activity regularizer ({call number: (layer, output)})."""
 
     def __init__(self):
         super().__init__()
         self.activity: dict = {}
+
+    def note_activity(self, i, layer, y) -> None:
+        """Keeps call i's output when its layer has an activity regularizer."""
+        if layer.activity_regularizer is not None:
+            self.activity[i] = (layer, y)
+
+    def with_activity_grad(self, i, dy):
+        """dy plus the gradient of call i's activity penalty (per sample, as Keras 3)."""
+        if i not in self.activity:
+            return dy
+        layer, y = self.activity[i]
+        return dy + layer.activity_regularizer.gradient(y) / len(y)
+
+    def activity_penalty(self) -> float:
+        """The activity penalties of the pass, each divided by the batch size (Keras 3)."""
+        return sum(layer.activity_regularizer(y) / len(y) for layer, y in self.activity.values())
 
 
 def _set_default_dtype(layer, dtype):

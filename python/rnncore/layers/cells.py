@@ -14,9 +14,10 @@ import numpy as np
 
 from .. import activations, initializers
 from .._validate import positive_int
+from ..activations import _sigmoid  # the one stable sigmoid, through tanh
 from .base import LAYER_CLASSES, Layer, add_grad, deserialize, snake_case
 from .recurrent import GRU, LSTM, SimpleRNN
-from .tape import Tape, recording
+from .tape import Tape, active, recording
 
 __all__ = ["GRUCell", "LSTMCell", "RNN", "SimpleRNNCell", "StackedRNNCells"]
 
@@ -95,8 +96,6 @@ class _Cell(Layer):
 
     def _record(self, inputs, outputs, backward) -> None:
         """Notes this step on the active tape (a user call() that trains), if any."""
-        from .tape import active
-
         tape = active()
         if tape is not None:
             tape.record(f"cell {self.name!r}", inputs, outputs, backward)
@@ -239,17 +238,17 @@ class GRUCell(_Cell):
             a_z = dh * (h - hh) * z * (1 - z)
             a_r = dr * r * (1 - r)
             dx_parts = np.concatenate([a_z, a_r, a_h], axis=1)
-            add_grad(grads, (self, "kernel"), x.T @ dx_parts)
             dh_prev = dh * z
             if after:
                 d_inner = np.concatenate([a_z, a_r, d_inner_h], axis=1)
-                add_grad(grads, (self, "recurrent_kernel"), h.T @ d_inner)
+                self._weight_grads(grads, x, h, dx_parts, d_inner)
                 dh_prev = dh_prev + d_inner @ R.T
                 if bias is not None:
                     add_grad(grads, (self, "bias"), np.stack([dx_parts.sum(0), d_inner.sum(0)]))
             else:
                 d_zr = np.concatenate([a_z, a_r], axis=1)
                 dR = np.concatenate([h.T @ d_zr, (r * h).T @ a_h], axis=1)
+                add_grad(grads, (self, "kernel"), x.T @ dx_parts)
                 add_grad(grads, (self, "recurrent_kernel"), dR)
                 dh_prev = dh_prev + d_zr @ R[:, : 2 * H].T + du * r
                 if bias is not None:
@@ -261,10 +260,6 @@ class GRUCell(_Cell):
 
 
 _CELLS = {c.__name__: c for c in (SimpleRNNCell, LSTMCell, GRUCell)}
-
-
-def _sigmoid(v):
-    return 0.5 * (np.tanh(0.5 * v) + 1.0)
 
 
 class StackedRNNCells:
