@@ -23,6 +23,7 @@ from . import layers as layers_mod
 from ._files import atomic_write
 from ._version import __version__
 from .layers.base import snake_case
+from .layers.cells import _CELLS  # the built-in cells by name
 
 __all__ = ["load_keras_model", "save_keras_model", "save_keras_weights"]
 
@@ -251,10 +252,6 @@ def _accepted(cls) -> set:
     return keys - {"self"}
 
 
-_CELLS = {"SimpleRNNCell": layers_mod.SimpleRNNCell, "LSTMCell": layers_mod.LSTMCell,
-          "GRUCell": layers_mod.GRUCell}  # fmt: skip
-
-
 def _from_keras_spec(spec, where):
     """One Keras layer (or cell) spec as rnncore's (wrapped layers and cells too); ValueError
     for a malformed spec or an option rnncore's layer lacks (named, with its value)."""
@@ -295,15 +292,7 @@ def _read_config(path) -> dict:
         raise FileNotFoundError(f"path: {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"path: {str(path)!r} is not a .keras archive (not a zip)")
-    with zipfile.ZipFile(path) as zf:
-        if "config.json" not in zf.namelist():
-            raise ValueError(f"path: {str(path)!r}: a zip without config.json")
-        if zf.getinfo("config.json").file_size > _MAX_CONFIG_BYTES:
-            raise ValueError(f"path: {str(path)!r}: config.json is larger than any architecture")
-        with zf.open("config.json") as member:
-            text = member.read(_MAX_CONFIG_BYTES + 1)
-    if len(text) > _MAX_CONFIG_BYTES:
-        raise ValueError(f"path: {str(path)!r}: config.json is larger than any architecture")
+    text = io.read_zip_member(path, "config.json", _MAX_CONFIG_BYTES, "any architecture")
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as e:

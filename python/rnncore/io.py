@@ -163,6 +163,22 @@ def _read_layer_weights(layer, group, where, h5py):
     return [d[()] for d in datasets]
 
 
+def read_zip_member(path, name, max_bytes, limit) -> bytes:
+    """The bytes of member `name` of the zip at `path`, refused (ValueError naming `limit`)
+    when it declares or inflates to more than max_bytes: a hostile archive costs nothing."""
+    with zipfile.ZipFile(path) as zf:
+        if name not in zf.namelist():
+            raise ValueError(f"path: {str(path)!r} is a zip without {name}")
+        too_big = ValueError(f"path: {str(path)!r}: {name} is larger than {limit}")
+        if zf.getinfo(name).file_size > max_bytes:
+            raise too_big
+        with zf.open(name) as member:
+            data = member.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise too_big
+    return data
+
+
 def _open_weights(path, h5py, max_bytes):
     """The HDF5 file at `path`, or inside a .keras zip (its member read only up to
     `max_bytes`: a zip may declare or hold far more than the model could need)."""
@@ -170,20 +186,9 @@ def _open_weights(path, h5py, max_bytes):
     if not path.is_file():
         raise FileNotFoundError(f"path: {str(path)!r} does not exist")
     if zipfile.is_zipfile(path):  # .keras: a zip holding model.weights.h5
-        with zipfile.ZipFile(path) as zf:
-            if "model.weights.h5" not in zf.namelist():
-                raise ValueError(f"path: {str(path)!r} is a zip without model.weights.h5")
-            too_big = ValueError(
-                f"path: {str(path)!r}: model.weights.h5 is larger than this model's weights "
-                f"could need ({max_bytes:,} bytes)"
-            )
-            if zf.getinfo("model.weights.h5").file_size > max_bytes:
-                raise too_big
-            with zf.open("model.weights.h5") as member:
-                data = member.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise too_big
-            return h5py.File(io.BytesIO(data), "r")
+        limit = f"this model's weights could need ({max_bytes:,} bytes)"
+        data = read_zip_member(path, "model.weights.h5", max_bytes, limit)
+        return h5py.File(io.BytesIO(data), "r")
     try:
         return h5py.File(path, "r")
     except OSError as e:
