@@ -44,6 +44,14 @@ T* checked(const py::object& obj, const char* name, const std::vector<int64_t>& 
   return static_cast<T*>(const_cast<void*>(arr.data()));
 }
 
+// Whether array `name` is float64 (else float32); TypeError for any other dtype.
+inline bool is_float64(const py::array& a, const char* name) {
+  if (a.dtype().equal(py::dtype::of<double>())) return true;
+  if (a.dtype().equal(py::dtype::of<float>())) return false;
+  throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " +
+                       std::string(py::str(a.dtype())));
+}
+
 // rnncore._core's dense, activate and layer_norm (row_ops.cpp).
 void bind_row_ops(py::module_& m);
 

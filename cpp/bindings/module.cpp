@@ -24,6 +24,7 @@ using rnncore::Dims;
 namespace {
 
 using rnncore_bindings::checked;
+using rnncore_bindings::is_float64;
 
 // A cell kind from rnncore._core.Cell or its integer code.
 Cell to_cell(const py::handle& cell) {
@@ -173,18 +174,11 @@ py::tuple backward_typed(Cell cell, const py::array& x, const py::array& w_ih,
   return py::make_tuple(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0);
 }
 
-bool is_float64(const py::array& x) {
-  if (x.dtype().equal(py::dtype::of<double>())) return true;
-  if (x.dtype().equal(py::dtype::of<float>())) return false;
-  throw py::type_error("x: expected dtype float32 or float64, got " +
-                       std::string(py::str(x.dtype())));
-}
-
 py::tuple forward(const py::object& cell, const py::array& x, const py::array& w_ih,
                   const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                   const py::object& h0, const py::object& c0, const py::object& lengths,
                   bool reverse, bool batch_first, bool training, const py::object& recurrent_mask) {
-  auto run = is_float64(x) ? forward_typed<double> : forward_typed<float>;
+  auto run = is_float64(x, "x") ? forward_typed<double> : forward_typed<float>;
   return run(to_cell(cell), x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, batch_first,
              training, recurrent_mask);
 }
@@ -194,7 +188,7 @@ py::tuple backward(const py::object& cell, const py::array& x, const py::array& 
                    bool reverse, bool batch_first, const py::object& workspace,
                    const py::object& dy, const py::object& dh_n, const py::object& dc_n,
                    const py::object& recurrent_mask) {
-  auto run = is_float64(x) ? backward_typed<double> : backward_typed<float>;
+  auto run = is_float64(x, "x") ? backward_typed<double> : backward_typed<float>;
   return run(to_cell(cell), x, w_ih, w_hh, has_b_ih, has_b_hh, lengths, reverse, batch_first,
              workspace, dy, dh_n, dc_n, recurrent_mask);
 }

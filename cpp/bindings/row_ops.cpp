@@ -16,10 +16,7 @@ bool float64_rows(const py::array& a, const char* name) {
   if (a.ndim() != 2)
     throw py::value_error(std::string(name) + ": expected 2 dimensions, got " +
                           std::to_string(a.ndim()));
-  if (a.dtype().equal(py::dtype::of<double>())) return true;
-  if (a.dtype().equal(py::dtype::of<float>())) return false;
-  throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " +
-                       std::string(py::str(a.dtype())));
+  return is_float64(a, name);
 }
 
 // a [rows, N] = bias + x [rows, K] · wᵀ for w [N, K], packed here for the active kernels.
